@@ -1,0 +1,51 @@
+"""Events published on the bus. Named in the past tense: each says what already happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from terminal.core.model import Candle
+from terminal.core.series import SeriesKey
+
+
+@dataclass(frozen=True, slots=True)
+class CandleUpdated:
+    """The forming candle of ``key`` changed (it is not closed yet)."""
+
+    key: SeriesKey
+    candle: Candle
+
+
+@dataclass(frozen=True, slots=True)
+class CandleClosed:
+    """A candle of ``key`` closed and has been stored. Published once per candle."""
+
+    key: SeriesKey
+    candle: Candle
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionChanged:
+    """The market-data connection to ``venue`` went up or down."""
+
+    venue: str
+    connected: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryProgress:
+    """Background history loading for ``venue``: ``done`` of ``total`` steps."""
+
+    venue: str
+    done: int
+    total: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRaised:
+    """Something failed in the background; ``message`` is written for the user."""
+
+    source: str
+    message: str

@@ -1,0 +1,168 @@
+"""Opening the SQLite store: WAL mode, explicit transactions, schema migrations, clear errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from terminal.core.errors import StoreError
+
+DATABASE_FILENAME = "terminal.sqlite3"
+BUSY_TIMEOUT_MS = 5_000
+
+
+def _migrate_to_1(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "CREATE TABLE candle_series ("
+        " id INTEGER NOT NULL PRIMARY KEY,"
+        " venue VARCHAR NOT NULL,"
+        " symbol VARCHAR NOT NULL,"
+        " timeframe VARCHAR NOT NULL,"
+        " UNIQUE (venue, symbol, timeframe))"
+    )
+    conn.exec_driver_sql(
+        "CREATE TABLE candle_block ("
+        " series_id INTEGER NOT NULL REFERENCES candle_series (id),"
+        " block_start INTEGER NOT NULL,"
+        " first_time INTEGER NOT NULL,"
+        " last_time INTEGER NOT NULL,"
+        " count INTEGER NOT NULL,"
+        " data BLOB NOT NULL,"
+        " PRIMARY KEY (series_id, block_start)) WITHOUT ROWID"
+    )
+
+
+#: Migration ``i`` brings a database from version ``i`` to ``i + 1``. Append only: released
+#: steps are history that users' databases have already gone through.
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_to_1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def describe_database_error(error: BaseException, path: Path) -> str:
+    """Turn an SQLite failure into a sentence a user can act on."""
+    text = str(getattr(error, "orig", None) or error).lower()
+    if "readonly" in text or "read-only" in text:
+        return f"the database {path} is read-only; check the file's permissions"
+    if "locked" in text or "busy" in text:
+        return (f"the database {path} is locked by another program (is another copy of the "
+                "terminal running?); try again when it has finished")
+    if "not a database" in text or "malformed" in text or "file is encrypted" in text:
+        return f"{path} is not a valid terminal database (the file is damaged or of another kind)"
+    if "unable to open" in text:
+        return f"cannot open the database {path}; check that its folder exists and is writable"
+    if "disk" in text and ("full" in text or "i/o" in text):
+        return f"cannot write the database {path}: {text}"
+    return f"database error in {path}: {text}"
+
+
+class Database:
+    """One SQLite file. Use :meth:`read` and :meth:`write` to get a connection in a transaction.
+
+    A write transaction takes SQLite's write lock when it begins (``BEGIN IMMEDIATE``), so two
+    writers queue instead of failing half-way; readers never block thanks to WAL mode.
+    """
+
+    def __init__(self, path: Path, engine: Engine) -> None:
+        self.path = path
+        self._engine = engine
+
+    @classmethod
+    def open(cls, path: Path) -> Database:
+        """Open (creating and migrating when needed) the database at ``path``."""
+        if not path.parent.is_dir():
+            raise StoreError(f"the data directory {path.parent} does not exist")
+        engine = create_engine(
+            f"sqlite:///{path}",
+            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        )
+        event.listen(engine, "connect", _configure_connection)
+        event.listen(engine, "begin", _begin_transaction)
+        database = cls(path, engine)
+        try:
+            database._migrate()
+        except BaseException:
+            engine.dispose()
+            raise
+        return database
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._translated_errors(), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that commits when the block ends and rolls back when it raises."""
+        with self._translated_errors(), self._engine.connect() as conn:
+            conn = conn.execution_options(sqlite_write=True)
+            with conn.begin():
+                yield conn
+
+    @property
+    def schema_version(self) -> int:
+        with self.read() as conn:
+            return _read_version(conn)
+
+    @contextmanager
+    def _translated_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (DBAPIError, sqlite3.Error) as error:
+            raise StoreError(describe_database_error(error, self.path)) from error
+        except SQLAlchemyError as error:
+            raise StoreError(f"database error in {self.path}: {error}") from error
+
+    def _migrate(self) -> None:
+        with self.write() as conn:
+            conn.exec_driver_sql(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " id INTEGER NOT NULL PRIMARY KEY, version INTEGER NOT NULL)"
+            )
+            version = _read_version(conn)
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the database {self.path} was written by a newer version of the terminal "
+                    f"(schema {version}, this version knows up to {SCHEMA_VERSION}); "
+                    "upgrade the terminal or choose another data directory"
+                )
+            for step in MIGRATIONS[version:]:
+                step(conn)
+            if version < SCHEMA_VERSION:
+                conn.exec_driver_sql(
+                    "INSERT INTO schema_version (id, version) VALUES (1, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                    (SCHEMA_VERSION,),
+                )
+
+
+def _read_version(conn: Connection) -> int:
+    row = conn.exec_driver_sql("SELECT version FROM schema_version WHERE id = 1").first()
+    return int(row[0]) if row else 0
+
+
+def _configure_connection(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself; pysqlite's implicit transactions
+    # would otherwise start late and make IMMEDIATE impossible.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _begin_transaction(conn: Connection) -> None:
+    mode = "IMMEDIATE" if conn.get_execution_options().get("sqlite_write") else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
