@@ -1,0 +1,92 @@
+"""Command line: ``python -m terminal`` opens the window; subcommands run without Qt.
+
+Every subcommand reports failures as one line on stderr and a non-zero exit status; ``--json``
+puts the machine-readable result on stdout and nothing else there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from terminal import __version__
+from terminal.core.errors import TerminalError
+from terminal.core.paths import APP_DISPLAY_NAME
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command: Command = getattr(args, "run", _run_window)
+    try:
+        return command(args)
+    except TerminalError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m terminal",
+        description=f"{APP_DISPLAY_NAME}: charts, local forecasting models, backtests and trading."
+                    " With no command, opens the window.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="folder holding the database (default: the user data folder)")
+    parser.add_argument("--sim-speed", type=_positive_float, default=None, metavar="X",
+                        help="simulated market speed: simulated seconds per real second")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    from terminal.commands import data_commands, import_command, screenshot_command
+
+    import_command.register(commands)
+    data_commands.register(commands)
+    screenshot_command.register(commands)
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
+    return value
+
+
+def _run_window(args: argparse.Namespace) -> int:
+    from terminal.app import run_window
+
+    return run_window(data_dir=args.data_dir, sim_speed=args.sim_speed)
+
+
+def print_json(payload: dict[str, Any]) -> None:
+    json.dump(payload, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+    with suppress(BrokenPipeError):
+        sys.stdout.flush()
+
+
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def as_path(text: str) -> Path:
+    return Path(text).expanduser()

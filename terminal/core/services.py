@@ -1,0 +1,249 @@
+"""Services: what the UI calls. They own the live state and publish events on the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import replace
+
+from terminal.core.bus import EventBus
+from terminal.core.clock import Clock
+from terminal.core.errors import InvalidArgument, TerminalError
+from terminal.core.events import (
+    CandleClosed,
+    CandleUpdated,
+    ConnectionChanged,
+    ErrorRaised,
+    HistoryProgress,
+)
+from terminal.core.marketdata import resample
+from terminal.core.model import DAY_MS, Candle, Instrument, Timeframe
+from terminal.core.ports import CandleTick, MarketDataVenue
+from terminal.core.series import CandleSeries, SeriesKey
+from terminal.core.storage import Store
+
+log = logging.getLogger(__name__)
+
+#: The resolution the service stores and streams; every coarser timeframe is built from it.
+BASE_TIMEFRAME = Timeframe.M1
+#: How far back the first start fills the store when it holds nothing for a venue.
+DEFAULT_HISTORY_DAYS = 90
+#: Closed base candles kept in memory per symbol: enough to aggregate a forming weekly candle.
+_MEMORY_BARS = Timeframe.W1.ms // BASE_TIMEFRAME.ms
+_BACKFILL_CHUNK_MS = 7 * DAY_MS
+_RECONNECT_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class MarketDataService:
+    """Keeps the store's history of one venue current and streams its live candles.
+
+    On :meth:`start` it fills the store from where it ends (or ``history_days`` back) up to
+    the venue's present, then follows the live 1-minute stream: every closed candle is stored
+    before :class:`CandleClosed` is published, and a candle missed while disconnected is fetched
+    again, so the stored history has no holes of our making. Charts ask for any timeframe;
+    coarser candles are aggregated from the 1-minute ones.
+    """
+
+    def __init__(self, store: Store, venue: MarketDataVenue, bus: EventBus, clock: Clock, *,
+                 history_days: int = DEFAULT_HISTORY_DAYS) -> None:
+        self.venue = venue
+        self.instruments: list[Instrument] = []
+        self.ready = False
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+        self._history_days = history_days
+        self._closed: dict[str, CandleSeries] = {}
+        self._forming: dict[str, Candle] = {}
+        self._watched: set[tuple[str, Timeframe]] = set()
+        self._stream_task: asyncio.Task[None] | None = None
+
+    def key(self, symbol: str, timeframe: Timeframe) -> SeriesKey:
+        return SeriesKey(self.venue.id, symbol, timeframe)
+
+    @property
+    def symbols(self) -> list[str]:
+        return [instrument.symbol for instrument in self.instruments]
+
+    async def start(self) -> None:
+        self.instruments = list(await self.venue.load_instruments())
+        await self._backfill()
+        for symbol in self.symbols:
+            self._closed[symbol] = self._store.candles.load(
+                self.key(symbol, BASE_TIMEFRAME),
+                self._clock.now_ms() - Timeframe.W1.ms - BASE_TIMEFRAME.ms,
+            )
+        self.ready = True
+        self._stream_task = asyncio.create_task(self._follow_live(), name="market-data-stream")
+
+    async def stop(self) -> None:
+        task, self._stream_task = self._stream_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.venue.close()
+
+    def history(self, symbol: str, timeframe: Timeframe, bars: int | None = None) -> CandleSeries:
+        """Closed candles of ``symbol`` at ``timeframe``, the newest ``bars`` of them."""
+        self._check_symbol(symbol)
+        stored = self._store.candles.summary(self.key(symbol, timeframe))
+        source = timeframe if stored is not None else BASE_TIMEFRAME
+        start = None
+        if bars is not None:
+            newest = self._store.candles.summary(self.key(symbol, source))
+            if newest is None:
+                return CandleSeries.empty(timeframe)
+            start = timeframe.floor(newest.last_time) - bars * timeframe.ms
+        candles = self._store.candles.load(self.key(symbol, source), start)
+        if len(candles) and source is not timeframe:
+            last_close = int(candles.open_time[-1]) + source.ms
+            candles = resample(candles, timeframe, now_ms=last_close)
+        return candles if bars is None else candles.tail(bars)
+
+    def watch(self, symbol: str, timeframe: Timeframe) -> None:
+        """Publish live :class:`CandleUpdated` / :class:`CandleClosed` for this pair from now on."""
+        self._check_symbol(symbol)
+        self._watched.add((symbol, timeframe))
+
+    def unwatch(self, symbol: str, timeframe: Timeframe) -> None:
+        self._watched.discard((symbol, timeframe))
+
+    def forming(self, symbol: str, timeframe: Timeframe) -> Candle | None:
+        """The candle of ``timeframe`` that is forming now, from the live 1-minute stream."""
+        current = self._forming.get(symbol)
+        if current is None:
+            return None
+        bucket = timeframe.floor(current.open_time)
+        closed = self._closed.get(symbol, CandleSeries.empty(BASE_TIMEFRAME))
+        return _aggregate(closed.between(bucket, current.open_time), current, bucket)
+
+    def _check_symbol(self, symbol: str) -> None:
+        if self.instruments and symbol not in self.symbols:
+            raise InvalidArgument(
+                f"{symbol} is not traded on {self.venue.display_name}; "
+                f"available: {', '.join(self.symbols)}"
+            )
+
+    async def _backfill(self) -> None:
+        now = self._clock.now_ms()
+        plans = []
+        for symbol in self.symbols:
+            summary = self._store.candles.summary(self.key(symbol, BASE_TIMEFRAME))
+            start = (summary.last_time + BASE_TIMEFRAME.ms if summary
+                     else BASE_TIMEFRAME.floor(now - self._history_days * DAY_MS))
+            plans.append((symbol, start))
+        total = sum(max(1, -(-(now - start) // _BACKFILL_CHUNK_MS)) for _, start in plans)
+        done = 0
+        for symbol, start in plans:
+            chunk_start = start
+            while True:
+                chunk_end = min(chunk_start + _BACKFILL_CHUNK_MS, now)
+                if chunk_end > chunk_start:
+                    await self._fetch_and_store(symbol, chunk_start, chunk_end)
+                done = min(done + 1, total)
+                self._bus.publish(HistoryProgress(
+                    self.venue.id, done, total, f"Loading {symbol} history"))
+                chunk_start = chunk_end
+                if chunk_start >= now:
+                    break
+        self._bus.publish(HistoryProgress(self.venue.id, total, total, "History up to date"))
+
+    async def _fetch_and_store(self, symbol: str, start_ms: int, end_ms: int) -> None:
+        candles = await self.venue.fetch_candles(symbol, BASE_TIMEFRAME, start_ms, end_ms)
+        if len(candles):
+            # The SQLite write runs off the loop so the window keeps painting meanwhile.
+            await asyncio.to_thread(
+                self._store.candles.upsert, self.key(symbol, BASE_TIMEFRAME), candles)
+
+    async def _follow_live(self) -> None:
+        failures = 0
+        while True:
+            try:
+                stream = self.venue.stream_candles(self.symbols, BASE_TIMEFRAME)
+                self._bus.publish(ConnectionChanged(self.venue.id, True))
+                async for tick in stream:
+                    failures = 0
+                    await self._on_tick(tick)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                message = str(error) if isinstance(error, TerminalError) else repr(error)
+                log.exception("live candles from %s failed", self.venue.id)
+                self._bus.publish(ConnectionChanged(self.venue.id, False, message))
+                self._bus.publish(ErrorRaised(self.venue.display_name,
+                                              f"live data interrupted: {message}"))
+                delay = _RECONNECT_DELAYS_S[min(failures, len(_RECONNECT_DELAYS_S) - 1)]
+                failures += 1
+                await asyncio.sleep(delay)
+
+    async def _on_tick(self, tick: CandleTick) -> None:
+        symbol, candle = tick.symbol, tick.candle
+        if not tick.closed:
+            self._forming[symbol] = candle
+            self._bus.publish(CandleUpdated(self.key(symbol, BASE_TIMEFRAME), candle))
+            self._publish_watched(symbol, closed_base=None)
+            return
+        await self._repair_gap_before(symbol, candle)
+        self._store.candles.upsert(self.key(symbol, BASE_TIMEFRAME),
+                                   CandleSeries.from_candles([candle], BASE_TIMEFRAME))
+        self._remember_closed(symbol, candle)
+        self._forming.pop(symbol, None)
+        self._bus.publish(CandleClosed(self.key(symbol, BASE_TIMEFRAME), candle))
+        self._publish_watched(symbol, closed_base=candle)
+
+    async def _repair_gap_before(self, symbol: str, candle: Candle) -> None:
+        known = self._closed.get(symbol)
+        if known is None or not len(known):
+            return
+        expected = int(known.open_time[-1]) + BASE_TIMEFRAME.ms
+        if candle.open_time > expected:
+            missed = await self.venue.fetch_candles(symbol, BASE_TIMEFRAME, expected,
+                                                    candle.open_time)
+            if len(missed):
+                self._store.candles.upsert(self.key(symbol, BASE_TIMEFRAME), missed)
+                for bar in missed:
+                    self._remember_closed(symbol, bar)
+
+    def _remember_closed(self, symbol: str, candle: Candle) -> None:
+        known = self._closed.get(symbol, CandleSeries.empty(BASE_TIMEFRAME))
+        if len(known) and candle.open_time <= int(known.open_time[-1]):
+            return
+        updated = known.with_candle(candle)
+        if len(updated) > 2 * _MEMORY_BARS:
+            updated = updated.tail(_MEMORY_BARS)
+        self._closed[symbol] = updated
+
+    def _publish_watched(self, symbol: str, closed_base: Candle | None) -> None:
+        for watched_symbol, timeframe in tuple(self._watched):
+            if watched_symbol != symbol or timeframe is BASE_TIMEFRAME:
+                continue
+            key = self.key(symbol, timeframe)
+            if closed_base is None:
+                forming = self.forming(symbol, timeframe)
+                if forming is not None:
+                    self._bus.publish(CandleUpdated(key, forming))
+                continue
+            bucket = timeframe.floor(closed_base.open_time)
+            closed = self._closed[symbol].between(bucket, closed_base.open_time + 1)
+            aggregated = _aggregate(closed, None, bucket)
+            if aggregated is None:
+                continue
+            if closed_base.open_time + BASE_TIMEFRAME.ms == bucket + timeframe.ms:
+                self._bus.publish(CandleClosed(key, aggregated))
+            else:
+                self._bus.publish(CandleUpdated(key, aggregated))
+
+
+def _aggregate(closed: CandleSeries, forming: Candle | None, bucket: int) -> Candle | None:
+    """One candle opening at ``bucket`` from closed base candles plus the forming one."""
+    if not len(closed):
+        return None if forming is None else replace(forming, open_time=bucket)
+    high, low = float(closed.high.max()), float(closed.low.min())
+    volume, close = float(closed.volume.sum()), float(closed.close[-1])
+    if forming is not None:
+        high, low = max(high, forming.high), min(low, forming.low)
+        volume, close = volume + forming.volume, forming.close
+    return Candle(bucket, float(closed.open[0]), high, low, close, volume)

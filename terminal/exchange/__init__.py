@@ -1,0 +1,1 @@
+"""Adapters to the outside world of markets: the simulated market, file importers, exchanges."""

@@ -1,0 +1,1 @@
+"""Local forecasting models (torch) and their honest evaluation. Nothing here imports Qt."""

@@ -1,0 +1,205 @@
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from terminal.core.bus import EventBus
+from terminal.core.clock import ManualClock
+from terminal.core.errors import InvalidArgument
+from terminal.core.events import CandleClosed, CandleUpdated, ConnectionChanged, HistoryProgress
+from terminal.core.model import DAY_MS, MINUTE_MS, Candle, Instrument, Timeframe, VenueKind
+from terminal.core.ports import CandleTick
+from terminal.core.series import CandleSeries, SeriesKey
+from terminal.core.services import MarketDataService
+from terminal.core.storage import Store
+from tests.factories import START_MS, make_series
+
+SYMBOLS = ("BTC/USDT", "ETH/USDT")
+NOW = START_MS + 3 * DAY_MS + 30 * MINUTE_MS  # 00:30 on the fourth day
+
+
+class ScriptedVenue:
+    """A venue whose history is a fixed random walk and whose live feed the test drives."""
+
+    id = "fake"
+    display_name = "Fake venue"
+    kind = VenueKind.SIMULATED
+
+    def __init__(self) -> None:
+        self.path = {s: make_series(5 * 1440, start_ms=START_MS, seed=i)
+                     for i, s in enumerate(SYMBOLS)}
+        self.feed: asyncio.Queue[CandleTick | Exception] = asyncio.Queue()
+        self.streams_opened = 0
+        self.closed = False
+        self.now = NOW
+
+    async def load_instruments(self) -> Sequence[Instrument]:
+        return [Instrument(self.id, s, *s.split("/"), Decimal("0.01"), Decimal("0.001"))
+                for s in SYMBOLS]
+
+    async def fetch_candles(self, symbol: str, timeframe: Timeframe, start_ms: int,
+                            end_ms: int) -> CandleSeries:
+        assert timeframe is Timeframe.M1
+        return self.path[symbol].between(start_ms, min(end_ms, self.now))
+
+    async def stream_candles(self, symbols: Sequence[str],
+                             timeframe: Timeframe) -> AsyncIterator[CandleTick]:
+        self.streams_opened += 1
+        while True:
+            item = await self.feed.get()
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def bar(self, symbol: str, open_time: int) -> Candle:
+        return self.path[symbol][(open_time - START_MS) // MINUTE_MS]
+
+
+class Recorder:
+    def __init__(self, bus: EventBus) -> None:
+        self.events: list[object] = []
+        for kind in (CandleClosed, CandleUpdated, ConnectionChanged, HistoryProgress):
+            bus.subscribe(kind, self.events.append)
+
+    def of(self, kind: type, key: SeriesKey | None = None) -> list:
+        return [e for e in self.events
+                if isinstance(e, kind) and (key is None or e.key == key)]
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def store(data_dir: Path) -> Store:
+    opened = Store.open(data_dir)
+    yield opened
+    opened.close()
+
+
+async def started(store: Store) -> tuple[MarketDataService, ScriptedVenue, Recorder]:
+    venue = ScriptedVenue()
+    bus = EventBus()
+    recorder = Recorder(bus)
+    service = MarketDataService(store, venue, bus, ManualClock(NOW), history_days=2)
+    await service.start()
+    await settle()
+    return service, venue, recorder
+
+
+def test_start_backfills_the_store_and_reports_progress(store: Store) -> None:
+    async def scenario() -> None:
+        service, venue, recorder = await started(store)
+        key = service.key("BTC/USDT", Timeframe.M1)
+        stored = store.candles.load(key)
+        assert stored.first_time == NOW - 2 * DAY_MS
+        assert stored.last_time == NOW - MINUTE_MS
+        assert stored == venue.path["BTC/USDT"].between(NOW - 2 * DAY_MS, NOW)
+        progress = recorder.of(HistoryProgress)
+        assert progress[-1].done == progress[-1].total
+        assert recorder.of(ConnectionChanged)[-1].connected
+        hourly = service.history("BTC/USDT", Timeframe.H1, bars=5)
+        assert len(hourly) == 5
+        assert hourly.last_time == NOW - 30 * MINUTE_MS - Timeframe.H1.ms
+        await service.stop()
+        assert venue.closed
+
+    asyncio.run(scenario())
+
+
+def test_a_restart_resumes_where_the_store_ends(store: Store) -> None:
+    async def scenario() -> None:
+        service, _, _ = await started(store)
+        await service.stop()
+        again, _, recorder = await started(store)
+        assert recorder.of(HistoryProgress)[-1].message == "History up to date"
+        assert store.candles.summary(again.key("ETH/USDT", Timeframe.M1)).count == 2 * 1440
+        await again.stop()
+
+    asyncio.run(scenario())
+
+
+def test_live_ticks_update_store_and_watchers(store: Store) -> None:
+    async def scenario() -> None:
+        service, venue, recorder = await started(store)
+        service.watch("BTC/USDT", Timeframe.H1)
+        hour_key = service.key("BTC/USDT", Timeframe.H1)
+        minute_key = service.key("BTC/USDT", Timeframe.M1)
+        bar = venue.bar("BTC/USDT", NOW)
+        partial = Candle(bar.open_time, bar.open, bar.open, bar.open, bar.open, 0.5)
+        await venue.feed.put(CandleTick("BTC/USDT", Timeframe.M1, partial, closed=False))
+        await settle()
+        forming_hour = recorder.of(CandleUpdated, hour_key)[-1].candle
+        closed_so_far = venue.path["BTC/USDT"].between(NOW - 30 * MINUTE_MS, NOW)
+        assert forming_hour.open_time == NOW - 30 * MINUTE_MS
+        assert forming_hour.open == closed_so_far.open[0]
+        assert forming_hour.volume == pytest.approx(closed_so_far.volume.sum() + 0.5)
+        assert service.forming("BTC/USDT", Timeframe.H1) == forming_hour
+
+        await venue.feed.put(CandleTick("BTC/USDT", Timeframe.M1, bar, closed=True))
+        await settle()
+        assert recorder.of(CandleClosed, minute_key)[-1].candle == bar
+        assert store.candles.load(minute_key).last_time == NOW
+
+        # Three minutes arrive late after a disconnection: they are fetched, not lost.
+        late = venue.bar("BTC/USDT", NOW + 4 * MINUTE_MS)
+        venue.now = NOW + 5 * MINUTE_MS
+        await venue.feed.put(CandleTick("BTC/USDT", Timeframe.M1, late, closed=True))
+        await settle()
+        stored = store.candles.load(minute_key, NOW)
+        assert stored == venue.path["BTC/USDT"].between(NOW, NOW + 5 * MINUTE_MS)
+        assert len(recorder.of(CandleClosed, minute_key)) == 2
+        await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_watched_candle_closes_at_its_bucket_end(store: Store) -> None:
+    async def scenario() -> None:
+        service, venue, recorder = await started(store)
+        service.watch("ETH/USDT", Timeframe.M15)
+        key = service.key("ETH/USDT", Timeframe.M15)
+        for minute in range(30, 45):
+            bar = venue.bar("ETH/USDT", START_MS + 3 * DAY_MS + minute * MINUTE_MS)
+            await venue.feed.put(CandleTick("ETH/USDT", Timeframe.M1, bar, closed=True))
+        await settle()
+        closed = recorder.of(CandleClosed, key)
+        assert len(closed) == 1
+        expected = service.history("ETH/USDT", Timeframe.M15, bars=1)[0]
+        assert closed[0].candle == replace(expected, volume=pytest.approx(expected.volume))
+        service.unwatch("ETH/USDT", Timeframe.M15)
+        await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_broken_stream_reconnects(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("terminal.core.services._RECONNECT_DELAYS_S", (0.0,))
+
+    async def scenario() -> None:
+        service, venue, recorder = await started(store)
+        await venue.feed.put(ConnectionResetError("peer went away"))
+        await settle()
+        states = [e.connected for e in recorder.of(ConnectionChanged)]
+        assert states == [True, False, True]
+        assert venue.streams_opened == 2
+        await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_unknown_symbols_are_refused(store: Store) -> None:
+    async def scenario() -> None:
+        service, _, _ = await started(store)
+        with pytest.raises(InvalidArgument, match="available: BTC/USDT, ETH/USDT"):
+            service.history("DOGE/USDT", Timeframe.M1)
+        await service.stop()
+
+    asyncio.run(scenario())
