@@ -94,3 +94,43 @@ def _select(series: CandleSeries, mask: np.ndarray) -> CandleSeries:
         close=series.close[mask],
         volume=series.volume[mask],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ResampledHistory:
+    """Coarser candles built for storage, with what was incomplete about them.
+
+    ``with_gaps`` lists open times of kept candles whose source had missing bars (exchange
+    outages inside the period); ``dropped`` counts candles left out because they were
+    incomplete at an edge of the source (it started or ended part-way through them) or,
+    with ``complete_only``, anywhere.
+    """
+
+    series: CandleSeries
+    with_gaps: list[int]
+    dropped: int
+
+
+def resample_for_storage(series: CandleSeries, target: Timeframe, *,
+                         complete_only: bool = False) -> ResampledHistory:
+    """Resample ``series`` to ``target`` keeping only candles that are fit to store.
+
+    A candle cut short by the start or the end of the source would be stored with a wrong
+    open or close for good, so edge buckets must be complete. Inside the history a bucket
+    with missing source bars is what the exchange itself reports for an outage, so it is kept
+    (and listed) unless ``complete_only`` is set.
+    """
+    every = resample(series, target)
+    if not len(every):
+        return ResampledHistory(every, [], 0)
+    per_bucket = target.ms // series.timeframe.ms
+    buckets = series.open_time - (series.open_time - target.origin_ms) % target.ms
+    counts = np.unique(buckets, return_counts=True)[1]
+    complete = counts == per_bucket
+    keep = complete.copy()
+    if not complete_only:
+        keep[1:-1] = True
+    kept = _select(every, keep)
+    with_gaps = every.open_time[keep & ~complete].tolist()
+    return ResampledHistory(kept, [int(t) for t in with_gaps], int((~keep).sum()))
+

@@ -1,1 +1,1 @@
-"""The Qt application: main window, docks, dialogs. The only layer that wires widgets to services."""
+"""The Qt application: main window, docks, dialogs; the layer that wires widgets to services."""

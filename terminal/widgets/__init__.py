@@ -1,1 +1,1 @@
-"""Reusable Qt views (charts, tables, forms); they display data and emit user intent, nothing more."""
+"""Reusable Qt views (charts, tables, forms): they show data and emit user intent, nothing more."""

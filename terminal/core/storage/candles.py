@@ -21,6 +21,9 @@ from terminal.core.model import Timeframe
 from terminal.core.series import CANDLE_DTYPE, CandleSeries, SeriesKey
 
 BLOCK_BARS = 1024
+# Blocks written per executemany: large enough to amortise the call, small enough that an
+# upsert of millions of candles never holds all their packed bytes at once.
+_WRITE_BATCH_BLOCKS = 64
 
 ConnectionScope = Callable[[], AbstractContextManager[Connection]]
 Records = npt.NDArray[np.void]
@@ -76,7 +79,7 @@ class CandleRepository:
             assert series_id is not None
             existing = _load_blocks(conn, series_id, int(starts[0]), int(starts[-1]) + 1)
             inserted = updated = unchanged = 0
-            rows = []
+            rows: list[tuple[int, int, int, int, int, bytes]] = []
             for chunk in np.split(incoming, cuts):
                 block_start = int(block_start_of(chunk["open_time"][:1], key.timeframe)[0])
                 old = existing.get(block_start)
@@ -90,13 +93,10 @@ class CandleRepository:
                 if added or changed:
                     rows.append((series_id, block_start, int(merged["open_time"][0]),
                                  int(merged["open_time"][-1]), len(merged), merged.tobytes()))
-            if rows:
-                conn.exec_driver_sql(
-                    "INSERT OR REPLACE INTO candle_block"
-                    " (series_id, block_start, first_time, last_time, count, data)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+                if len(rows) >= _WRITE_BATCH_BLOCKS:
+                    _write_blocks(conn, rows)
+                    rows = []
+            _write_blocks(conn, rows)
         return UpsertResult(inserted, updated, unchanged)
 
     def load(self, key: SeriesKey, start_ms: int | None = None,
@@ -108,10 +108,7 @@ class CandleRepository:
                 return CandleSeries.empty(key.timeframe)
             low = None if start_ms is None else int(
                 block_start_of(np.array([start_ms], dtype=np.int64), key.timeframe)[0])
-            blobs = _block_blobs(conn, series_id, low, end_ms)
-        if not blobs:
-            return CandleSeries.empty(key.timeframe)
-        records = np.frombuffer(b"".join(blobs), dtype=CANDLE_DTYPE)
+            records = _read_blocks(conn, series_id, low, end_ms)
         return CandleSeries.from_records(records, key.timeframe).between(start_ms, end_ms)
 
     def summaries(self) -> list[SeriesSummary]:
@@ -142,6 +139,16 @@ class CandleRepository:
         return SeriesSummary(key, int(row[0]), int(row[1]), int(row[2]))
 
 
+def _write_blocks(conn: Connection, rows: list[tuple[int, int, int, int, int, bytes]]) -> None:
+    if rows:
+        conn.exec_driver_sql(
+            "INSERT OR REPLACE INTO candle_block"
+            " (series_id, block_start, first_time, last_time, count, data)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
 def _series_id(conn: Connection, key: SeriesKey, *, create: bool) -> int | None:
     params = (key.venue, key.symbol, key.timeframe.code)
     row = conn.exec_driver_sql(
@@ -157,17 +164,28 @@ def _series_id(conn: Connection, key: SeriesKey, *, create: bool) -> int | None:
     return int(result.lastrowid)
 
 
-def _block_blobs(conn: Connection, series_id: int, low: int | None,
-                 high: int | None) -> list[bytes]:
-    sql = "SELECT data FROM candle_block WHERE series_id = ?"
+def _read_blocks(conn: Connection, series_id: int, low: int | None,
+                 high: int | None) -> Records:
+    """The blocks in ``[low, high)`` as one record array, copied in as each row arrives so
+    that the raw blobs of a large range are never all held at once."""
+    where = " WHERE series_id = ?"
     params: list[int] = [series_id]
     if low is not None:
-        sql += " AND block_start >= ?"
+        where += " AND block_start >= ?"
         params.append(low)
     if high is not None:
-        sql += " AND block_start < ?"
+        where += " AND block_start < ?"
         params.append(high)
-    return [row[0] for row in conn.exec_driver_sql(sql + " ORDER BY block_start", tuple(params))]
+    total = conn.exec_driver_sql("SELECT COALESCE(SUM(count), 0) FROM candle_block" + where,
+                                 tuple(params)).scalar_one()
+    records = np.empty(int(total), dtype=CANDLE_DTYPE)
+    filled = 0
+    rows = conn.exec_driver_sql(
+        "SELECT count, data FROM candle_block" + where + " ORDER BY block_start", tuple(params))
+    for count, data in rows:
+        records[filled:filled + count] = np.frombuffer(data, dtype=CANDLE_DTYPE)
+        filled += count
+    return records
 
 
 def _load_blocks(conn: Connection, series_id: int, low: int, high: int) -> dict[int, Records]:
