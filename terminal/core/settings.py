@@ -1,0 +1,131 @@
+"""Typed, versioned user settings, stored as JSON in the platform's config folder.
+
+Secrets are never settings: API keys live in the OS keyring. Window layout lives in QSettings.
+A settings file that cannot be read is moved aside (never overwritten) and the defaults are
+used, with a message saying where the old file went.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from terminal.core.errors import InvalidArgument
+from terminal.core.model import Timeframe, normalize_symbol
+from terminal.core.paths import APP_NAME
+
+SETTINGS_FILENAME = "settings.json"
+
+
+class SimulatedMarketSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    speed: float = Field(default=1.0, gt=0, le=3600,
+                         description="simulated seconds per real second")
+    seed: int = Field(default=20240101, ge=0, description="which simulated market to generate")
+    history_days: int = Field(default=90, ge=1, le=730,
+                              description="days of history generated on first start")
+
+
+class ChartSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str = "BTC/USDT"
+    timeframe: str = "1m"
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, value: str) -> str:
+        return normalize_symbol(value)
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        return Timeframe.parse(value).code
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = 1
+    simulated: SimulatedMarketSettings = SimulatedMarketSettings()
+    chart: ChartSettings = ChartSettings()
+
+
+SETTINGS_VERSION = Settings().version
+#: Step ``i`` turns the raw JSON of version ``i + 1`` into version ``i + 2``. Append only.
+_MIGRATIONS: tuple[Callable[[dict[str, Any]], dict[str, Any]], ...] = ()
+
+
+def default_config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+class SettingsFile:
+    """Loads and saves :class:`Settings` at ``folder / settings.json``."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.path = (folder or default_config_dir()) / SETTINGS_FILENAME
+        #: Set by :meth:`load` when the file on disk could not be used; shown to the user.
+        self.problem: str | None = None
+
+    def load(self) -> Settings:
+        self.problem = None
+        if not self.path.exists():
+            return Settings()
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict):
+                raise ValueError("the file does not hold a JSON object")
+            return Settings.model_validate(_migrate(raw))
+        except (OSError, ValueError, ValidationError, InvalidArgument) as error:
+            kept = self._set_aside()
+            self.problem = (f"settings in {self.path} could not be used ({_first_line(error)});"
+                            f" defaults are in effect and the old file was kept as {kept}")
+            return Settings()
+
+    def save(self, settings: Settings) -> None:
+        """Write atomically: a crash mid-save leaves the previous file intact."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".json.tmp")
+        temporary.write_text(settings.model_dump_json(indent=2), encoding="utf-8")
+        os.replace(temporary, self.path)
+
+    def _set_aside(self) -> Path:
+        for n in range(1, 1000):
+            candidate = self.path.with_name(f"{self.path.stem}.broken-{n}.json")
+            if not candidate.exists():
+                os.replace(self.path, candidate)
+                return candidate
+        raise InvalidArgument(f"too many broken settings files next to {self.path}")
+
+
+def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    version = raw.get("version", 1)
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"unknown settings version {version!r}")
+    if version > SETTINGS_VERSION:
+        raise ValueError(f"written by a newer version of the terminal (settings v{version})")
+    for step in _MIGRATIONS[version - 1:]:
+        raw = step(raw)
+    return raw
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """``simulated.speed: Input should be greater than 0`` for each problem, joined by ``;``."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+        for problem in error.errors()
+    )
+
+
+def _first_line(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return describe_validation_error(error)
+    return str(error).strip().splitlines()[0]

@@ -1,0 +1,45 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from terminal.core.settings import ChartSettings, Settings, SettingsFile, SimulatedMarketSettings
+
+
+def test_defaults_when_there_is_no_file(tmp_path: Path) -> None:
+    settings_file = SettingsFile(tmp_path)
+    assert settings_file.load() == Settings()
+    assert settings_file.problem is None
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    settings_file = SettingsFile(tmp_path / "new-folder")
+    chosen = Settings(simulated=SimulatedMarketSettings(speed=60, seed=3),
+                      chart=ChartSettings(symbol="eth-usdt", timeframe="4H"))
+    settings_file.save(chosen)
+    loaded = settings_file.load()
+    assert loaded == chosen
+    assert loaded.chart.symbol == "ETH/USDT" and loaded.chart.timeframe == "4h"
+    assert not list((tmp_path / "new-folder").glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("{not json", "Expecting property name"),
+        ("[1, 2]", "does not hold a JSON object"),
+        (json.dumps({"simulated": {"speed": -1}}), "greater than 0"),
+        (json.dumps({"chart": {"timeframe": "7m"}}), "unknown timeframe"),
+        (json.dumps({"version": 99}), "newer version"),
+        (json.dumps({"colour": "blue"}), "Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_file_is_kept_aside_and_defaults_used(tmp_path: Path, content: str,
+                                                    reason: str) -> None:
+    settings_file = SettingsFile(tmp_path)
+    settings_file.path.write_text(content)
+    assert settings_file.load() == Settings()
+    assert settings_file.problem is not None and reason in settings_file.problem
+    kept = tmp_path / "settings.broken-1.json"
+    assert kept.read_text() == content
+    assert str(kept) in settings_file.problem
