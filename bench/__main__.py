@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -21,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from terminal.core.model import Timeframe
+from terminal.core.model import DAY_MS, Timeframe
 from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.storage import Store
+from terminal.exchange.importers import import_file
+from terminal.exchange.simulated import MarketGenerator
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -81,8 +84,6 @@ def bench_load(candles: CandleSeries) -> float:
 
 
 def bench_import(path: Path) -> float:
-    from terminal.exchange.importers import import_file
-
     def run(folder: Path, _: object) -> None:
         with Store.open(folder) as store:
             report = import_file(store, path, symbol="BTC/USDT", timeframe=Timeframe.H1)
@@ -111,15 +112,11 @@ def bench_peak_rss() -> float:
 
 
 def bench_simulated_history() -> float:
-    from terminal.exchange.simulated import SimulatedMarket
-
-    from terminal.core.clock import ManualClock
-
     now = 1_735_689_600_000  # 2025-01-01
+
     def generate(_folder: Path, _: object) -> None:
-        market = SimulatedMarket(clock=ManualClock(now))
-        for instrument in market.instruments:
-            market.generate_history(instrument.symbol, now - 90 * 86_400_000, now)
+        history = MarketGenerator().history(now - 90 * DAY_MS, now)
+        assert sum(len(series) for series in history.values()) == 5 * 90 * 1440
 
     return median_seconds(3, lambda folder: None, generate)
 
@@ -164,8 +161,6 @@ def main() -> int:
 
 
 def _cpu_count() -> int:
-    import os
-
     return os.cpu_count() or 1
 
 

@@ -6,7 +6,7 @@ through :class:`MarketDataVenue`, so nothing above it knows which one it talks t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,8 +44,8 @@ class MarketDataVenue(Protocol):
         ...
 
     def stream_candles(self, symbols: Sequence[str],
-                       timeframe: Timeframe) -> AsyncIterator[CandleTick]:
-        """Live forming and closed candles of ``symbols`` until the iterator is closed."""
+                       timeframe: Timeframe) -> AsyncGenerator[CandleTick, None]:
+        """Live forming and closed candles of ``symbols`` until the generator is closed."""
         ...
 
     async def close(self) -> None: ...

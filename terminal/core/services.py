@@ -163,9 +163,12 @@ class MarketDataService:
             try:
                 stream = self.venue.stream_candles(self.symbols, BASE_TIMEFRAME)
                 self._bus.publish(ConnectionChanged(self.venue.id, True))
-                async for tick in stream:
-                    failures = 0
-                    await self._on_tick(tick)
+                # aclosing: a cancelled service must close the venue's stream at once, not
+                # whenever the garbage collector finalises the generator.
+                async with contextlib.aclosing(stream):
+                    async for tick in stream:
+                        failures = 0
+                        await self._on_tick(tick)
                 return
             except asyncio.CancelledError:
                 raise

@@ -28,7 +28,8 @@ class SimulatedMarketSettings(BaseModel):
 
     speed: float = Field(default=1.0, gt=0, le=3600,
                          description="simulated seconds per real second")
-    seed: int = Field(default=20240101, ge=0, description="which simulated market to generate")
+    seed: int | None = Field(default=None, ge=0,
+                             description="which simulated market; None is the built-in one")
     history_days: int = Field(default=90, ge=1, le=730,
                               description="days of history generated on first start")
 

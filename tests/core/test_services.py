@@ -1,5 +1,5 @@
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -46,7 +46,7 @@ class ScriptedVenue:
         return self.path[symbol].between(start_ms, min(end_ms, self.now))
 
     async def stream_candles(self, symbols: Sequence[str],
-                             timeframe: Timeframe) -> AsyncIterator[CandleTick]:
+                             timeframe: Timeframe) -> AsyncGenerator[CandleTick, None]:
         self.streams_opened += 1
         while True:
             item = await self.feed.get()
