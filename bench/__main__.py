@@ -151,7 +151,7 @@ def main() -> int:
 
     table = ["| benchmark | median | target |", "| --- | --- | --- |"]
     table += [f"| {name} | {value} | {target} |" for name, value, target in rows]
-    machine = f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
+    machine = f"{platform.machine()}, Python {platform.python_version()}"
     text = "\n".join([*table, "", f"Measured on {time.strftime('%Y-%m-%d')} ({machine}, "
                       f"{_cpu_count()} cores) with `make bench`."])
     print(text)

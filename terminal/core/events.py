@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from terminal.core.model import Candle
+from terminal.core.model import Candle, Instrument
 from terminal.core.series import SeriesKey
 
 
@@ -22,6 +22,21 @@ class CandleClosed:
 
     key: SeriesKey
     candle: Candle
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentsLoaded:
+    """The pairs ``venue`` offers are known (the first step of starting its market data)."""
+
+    venue: str
+    instruments: tuple[Instrument, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDataReady:
+    """``venue``'s history is stored up to its present; live candles follow from here."""
+
+    venue: str
 
 
 @dataclass(frozen=True, slots=True)

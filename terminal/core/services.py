@@ -16,12 +16,14 @@ from terminal.core.events import (
     ConnectionChanged,
     ErrorRaised,
     HistoryProgress,
+    InstrumentsLoaded,
+    MarketDataReady,
 )
 from terminal.core.marketdata import resample
 from terminal.core.model import DAY_MS, Candle, Instrument, Timeframe
 from terminal.core.ports import CandleTick, MarketDataVenue
 from terminal.core.series import CandleSeries, SeriesKey
-from terminal.core.storage import Store
+from terminal.core.storage import Store, UpsertResult
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class MarketDataService:
         self._forming: dict[str, Candle] = {}
         self._watched: set[tuple[str, Timeframe]] = set()
         self._stream_task: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Future[UpsertResult]] = set()
 
     def key(self, symbol: str, timeframe: Timeframe) -> SeriesKey:
         return SeriesKey(self.venue.id, symbol, timeframe)
@@ -67,7 +70,13 @@ class MarketDataService:
         return [instrument.symbol for instrument in self.instruments]
 
     async def start(self) -> None:
+        """Load the instruments, fill the store's history, then follow live candles.
+
+        Publishes :class:`InstrumentsLoaded`, :class:`HistoryProgress` while filling, and
+        :class:`MarketDataReady` once :meth:`history` covers the venue's present.
+        """
         self.instruments = list(await self.venue.load_instruments())
+        self._bus.publish(InstrumentsLoaded(self.venue.id, tuple(self.instruments)))
         await self._backfill()
         for symbol in self.symbols:
             self._closed[symbol] = self._store.candles.load(
@@ -75,14 +84,18 @@ class MarketDataService:
                 self._clock.now_ms() - Timeframe.W1.ms - BASE_TIMEFRAME.ms,
             )
         self.ready = True
+        self._bus.publish(MarketDataReady(self.venue.id))
         self._stream_task = asyncio.create_task(self._follow_live(), name="market-data-stream")
 
     async def stop(self) -> None:
+        """Stop streaming and wait for store writes still running, so the store may close."""
         task, self._stream_task = self._stream_task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
         await self.venue.close()
 
     def history(self, symbol: str, timeframe: Timeframe, bars: int | None = None) -> CandleSeries:
@@ -153,9 +166,14 @@ class MarketDataService:
     async def _fetch_and_store(self, symbol: str, start_ms: int, end_ms: int) -> None:
         candles = await self.venue.fetch_candles(symbol, BASE_TIMEFRAME, start_ms, end_ms)
         if len(candles):
-            # The SQLite write runs off the loop so the window keeps painting meanwhile.
-            await asyncio.to_thread(
-                self._store.candles.upsert, self.key(symbol, BASE_TIMEFRAME), candles)
+            # The SQLite write runs off the loop so the window keeps painting meanwhile. A
+            # thread cannot be cancelled: if start() is, stop() waits for the write to finish
+            # before anyone closes the store under it.
+            write = asyncio.ensure_future(asyncio.to_thread(
+                self._store.candles.upsert, self.key(symbol, BASE_TIMEFRAME), candles))
+            self._writes.add(write)
+            write.add_done_callback(self._writes.discard)
+            await asyncio.shield(write)
 
     async def _follow_live(self) -> None:
         failures = 0
@@ -189,35 +207,37 @@ class MarketDataService:
             self._bus.publish(CandleUpdated(self.key(symbol, BASE_TIMEFRAME), candle))
             self._publish_watched(symbol, closed_base=None)
             return
-        await self._repair_gap_before(symbol, candle)
-        self._store.candles.upsert(self.key(symbol, BASE_TIMEFRAME),
-                                   CandleSeries.from_candles([candle], BASE_TIMEFRAME))
-        self._remember_closed(symbol, candle)
+        missed = await self._missed_before(symbol, candle)
+        closed = CandleSeries.from_candles([*missed, candle], BASE_TIMEFRAME)
+        self._store.candles.upsert(self.key(symbol, BASE_TIMEFRAME), closed)
         self._forming.pop(symbol, None)
-        self._bus.publish(CandleClosed(self.key(symbol, BASE_TIMEFRAME), candle))
-        self._publish_watched(symbol, closed_base=candle)
+        for bar in closed:
+            if self._remember_closed(symbol, bar):
+                self._bus.publish(CandleClosed(self.key(symbol, BASE_TIMEFRAME), bar))
+                self._publish_watched(symbol, closed_base=bar)
 
-    async def _repair_gap_before(self, symbol: str, candle: Candle) -> None:
+    async def _missed_before(self, symbol: str, candle: Candle) -> list[Candle]:
+        """Closed candles between the last one we know and ``candle`` (after a disconnection,
+        or a minute that closed between the backfill and the start of the stream)."""
         known = self._closed.get(symbol)
         if known is None or not len(known):
-            return
+            return []
         expected = int(known.open_time[-1]) + BASE_TIMEFRAME.ms
-        if candle.open_time > expected:
-            missed = await self.venue.fetch_candles(symbol, BASE_TIMEFRAME, expected,
-                                                    candle.open_time)
-            if len(missed):
-                self._store.candles.upsert(self.key(symbol, BASE_TIMEFRAME), missed)
-                for bar in missed:
-                    self._remember_closed(symbol, bar)
+        if candle.open_time <= expected:
+            return []
+        return list(await self.venue.fetch_candles(symbol, BASE_TIMEFRAME, expected,
+                                                   candle.open_time))
 
-    def _remember_closed(self, symbol: str, candle: Candle) -> None:
+    def _remember_closed(self, symbol: str, candle: Candle) -> bool:
+        """Keep ``candle`` in memory; False when it is not newer than what we have."""
         known = self._closed.get(symbol, CandleSeries.empty(BASE_TIMEFRAME))
         if len(known) and candle.open_time <= int(known.open_time[-1]):
-            return
+            return False
         updated = known.with_candle(candle)
         if len(updated) > 2 * _MEMORY_BARS:
             updated = updated.tail(_MEMORY_BARS)
         self._closed[symbol] = updated
+        return True
 
     def _publish_watched(self, symbol: str, closed_base: Candle | None) -> None:
         for watched_symbol, timeframe in tuple(self._watched):

@@ -1,6 +1,7 @@
 """Typed, versioned user settings, stored as JSON in the platform's config folder.
 
-Secrets are never settings: API keys live in the OS keyring. Window layout lives in QSettings.
+Secrets are never settings: API keys live in the OS keyring. Window layout and the chart's
+last selection live in QSettings.
 A settings file that cannot be read is moved aside (never overwritten) and the defaults are
 used, with a message saying where the old file went.
 """
@@ -14,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from terminal.core.errors import InvalidArgument
-from terminal.core.model import Timeframe, normalize_symbol
 from terminal.core.paths import APP_NAME
+from terminal.core.services import DEFAULT_HISTORY_DAYS
 
 SETTINGS_FILENAME = "settings.json"
 
@@ -30,25 +31,8 @@ class SimulatedMarketSettings(BaseModel):
                          description="simulated seconds per real second")
     seed: int | None = Field(default=None, ge=0,
                              description="which simulated market; None is the built-in one")
-    history_days: int = Field(default=90, ge=1, le=730,
+    history_days: int = Field(default=DEFAULT_HISTORY_DAYS, ge=1, le=730,
                               description="days of history generated on first start")
-
-
-class ChartSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    symbol: str = "BTC/USDT"
-    timeframe: str = "1m"
-
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, value: str) -> str:
-        return normalize_symbol(value)
-
-    @field_validator("timeframe")
-    @classmethod
-    def _timeframe(cls, value: str) -> str:
-        return Timeframe.parse(value).code
 
 
 class Settings(BaseModel):
@@ -56,7 +40,6 @@ class Settings(BaseModel):
 
     version: int = 1
     simulated: SimulatedMarketSettings = SimulatedMarketSettings()
-    chart: ChartSettings = ChartSettings()
 
 
 SETTINGS_VERSION = Settings().version

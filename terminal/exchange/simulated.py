@@ -190,13 +190,18 @@ class MarketGenerator:
         self._details: OrderedDict[int, _Detail] = OrderedDict()
 
     @property
+    def venue_id(self) -> str:
+        """``simulated`` for the built-in market; another seed is another market, stored apart."""
+        return VENUE_ID if self.seed == DEFAULT_SEED else f"{VENUE_ID}-{self.seed}"
+
+    @property
     def symbols(self) -> tuple[str, ...]:
         return self._symbols
 
     def instruments(self) -> tuple[Instrument, ...]:
         """The pairs with Binance-like tick and lot sizes, on the ``simulated`` venue."""
         return tuple(
-            Instrument(VENUE_ID, symbol, asset.base, QUOTE, asset.tick, asset.lot,
+            Instrument(self.venue_id, symbol, asset.base, QUOTE, asset.tick, asset.lot,
                        min_amount=asset.lot, min_notional=MIN_NOTIONAL)
             for symbol, asset in zip(self._symbols, _ASSETS, strict=True)
         )
@@ -519,7 +524,7 @@ class SimulatedMarket:
 
     @property
     def id(self) -> str:
-        return VENUE_ID
+        return self._generator.venue_id
 
     @property
     def display_name(self) -> str:

@@ -1,4 +1,6 @@
 import asyncio
+import contextlib
+import threading
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -9,7 +11,14 @@ import pytest
 from terminal.core.bus import EventBus
 from terminal.core.clock import ManualClock
 from terminal.core.errors import InvalidArgument
-from terminal.core.events import CandleClosed, CandleUpdated, ConnectionChanged, HistoryProgress
+from terminal.core.events import (
+    CandleClosed,
+    CandleUpdated,
+    ConnectionChanged,
+    HistoryProgress,
+    InstrumentsLoaded,
+    MarketDataReady,
+)
 from terminal.core.model import DAY_MS, MINUTE_MS, Candle, Instrument, Timeframe, VenueKind
 from terminal.core.ports import CandleTick
 from terminal.core.series import CandleSeries, SeriesKey
@@ -64,7 +73,8 @@ class ScriptedVenue:
 class Recorder:
     def __init__(self, bus: EventBus) -> None:
         self.events: list[object] = []
-        for kind in (CandleClosed, CandleUpdated, ConnectionChanged, HistoryProgress):
+        for kind in (CandleClosed, CandleUpdated, ConnectionChanged, HistoryProgress,
+                     InstrumentsLoaded, MarketDataReady):
             bus.subscribe(kind, self.events.append)
 
     def of(self, kind: type, key: SeriesKey | None = None) -> list:
@@ -104,6 +114,9 @@ def test_start_backfills_the_store_and_reports_progress(store: Store) -> None:
         assert stored == venue.path["BTC/USDT"].between(NOW - 2 * DAY_MS, NOW)
         progress = recorder.of(HistoryProgress)
         assert progress[-1].done == progress[-1].total
+        kinds = [type(e) for e in recorder.events if not isinstance(e, HistoryProgress)]
+        assert kinds[:3] == [InstrumentsLoaded, MarketDataReady, ConnectionChanged]
+        assert [i.symbol for i in recorder.of(InstrumentsLoaded)[0].instruments] == list(SYMBOLS)
         assert recorder.of(ConnectionChanged)[-1].connected
         hourly = service.history("BTC/USDT", Timeframe.H1, bars=5)
         assert len(hourly) == 5
@@ -155,7 +168,13 @@ def test_live_ticks_update_store_and_watchers(store: Store) -> None:
         await settle()
         stored = store.candles.load(minute_key, NOW)
         assert stored == venue.path["BTC/USDT"].between(NOW, NOW + 5 * MINUTE_MS)
-        assert len(recorder.of(CandleClosed, minute_key)) == 2
+        announced = [e.candle for e in recorder.of(CandleClosed, minute_key)]
+        assert announced == list(stored), "each closed candle is announced once, in order"
+
+        # A closed candle delivered twice (a replay after reconnecting) is not announced again.
+        await venue.feed.put(CandleTick("BTC/USDT", Timeframe.M1, late, closed=True))
+        await settle()
+        assert len(recorder.of(CandleClosed, minute_key)) == 5
         await service.stop()
 
     asyncio.run(scenario())
@@ -201,5 +220,37 @@ def test_unknown_symbols_are_refused(store: Store) -> None:
         with pytest.raises(InvalidArgument, match="available: BTC/USDT, ETH/USDT"):
             service.history("DOGE/USDT", Timeframe.M1)
         await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_stopping_during_the_backfill_waits_for_the_store_write(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    writing = threading.Event()
+    release = threading.Event()
+    finished: list[bool] = []
+    real_upsert = store.candles.upsert
+
+    def slow_upsert(*args: object) -> object:
+        writing.set()
+        release.wait(5)
+        result = real_upsert(*args)
+        finished.append(True)
+        return result
+
+    monkeypatch.setattr(store.candles, "upsert", slow_upsert)
+
+    async def scenario() -> None:
+        venue = ScriptedVenue()
+        service = MarketDataService(store, venue, EventBus(), ManualClock(NOW), history_days=2)
+        starting = asyncio.create_task(service.start())
+        while not writing.is_set():
+            await asyncio.sleep(0.01)
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        asyncio.get_running_loop().call_later(0.05, release.set)
+        await service.stop()
+        assert finished == [True], "stop() returned while a write was still running"
 
     asyncio.run(scenario())

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from terminal.core.settings import ChartSettings, Settings, SettingsFile, SimulatedMarketSettings
+from terminal.core.settings import Settings, SettingsFile, SimulatedMarketSettings
 
 
 def test_defaults_when_there_is_no_file(tmp_path: Path) -> None:
@@ -14,12 +14,9 @@ def test_defaults_when_there_is_no_file(tmp_path: Path) -> None:
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     settings_file = SettingsFile(tmp_path / "new-folder")
-    chosen = Settings(simulated=SimulatedMarketSettings(speed=60, seed=3),
-                      chart=ChartSettings(symbol="eth-usdt", timeframe="4H"))
+    chosen = Settings(simulated=SimulatedMarketSettings(speed=60, seed=3, history_days=30))
     settings_file.save(chosen)
-    loaded = settings_file.load()
-    assert loaded == chosen
-    assert loaded.chart.symbol == "ETH/USDT" and loaded.chart.timeframe == "4h"
+    assert settings_file.load() == chosen
     assert not list((tmp_path / "new-folder").glob("*.tmp"))
 
 
@@ -29,7 +26,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
         ("{not json", "Expecting property name"),
         ("[1, 2]", "does not hold a JSON object"),
         (json.dumps({"simulated": {"speed": -1}}), "greater than 0"),
-        (json.dumps({"chart": {"timeframe": "7m"}}), "unknown timeframe"),
+        (json.dumps({"simulated": {"history_days": "many"}}), "simulated.history_days"),
         (json.dumps({"version": 99}), "newer version"),
         (json.dumps({"colour": "blue"}), "Extra inputs are not permitted"),
     ],

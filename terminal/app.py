@@ -1,0 +1,313 @@
+"""Composition root: the one module that knows every part and wires them together.
+
+:func:`run_window` is ``python -m terminal``: it opens the store, builds the venue (the embedded
+simulated market), the event bus, the market-data service and the main window, and runs them on
+one asyncio loop that is Qt's event loop (qasync), so bus handlers may touch widgets directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import qasync
+from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtGui import QGuiApplication, QIcon, QImage
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from terminal.core.bus import EventBus
+from terminal.core.clock import SystemClock
+from terminal.core.errors import InvalidArgument, TerminalError
+from terminal.core.events import CandleUpdated, ErrorRaised
+from terminal.core.model import Timeframe
+from terminal.core.paths import APP_DISPLAY_NAME, APP_NAME, resolve_data_dir
+from terminal.core.services import MarketDataService
+from terminal.core.settings import SettingsFile, SimulatedMarketSettings
+from terminal.core.storage import Store
+from terminal.exchange.simulated import DEFAULT_SEED, MarketGenerator, SimulatedMarket
+from terminal.resources import resource_path
+from terminal.ui import theme
+from terminal.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+#: Platforms that draw into memory only: nothing can be shown to the user there.
+_HEADLESS_PLATFORMS = ("offscreen", "minimal")
+#: The longest a screenshot waits for the first live update of its chart.
+_SCREENSHOT_LIVE_WAIT_S = 4.0
+_SCREENSHOT_SETTLE_S = 0.1
+
+
+@dataclass
+class Terminal:
+    """The running application's parts, as :func:`build_terminal` wires them."""
+
+    store: Store
+    venue: SimulatedMarket
+    bus: EventBus
+    service: MarketDataService
+    window: MainWindow
+
+    async def start_service(self) -> None:
+        """Run the service's start-up; a failure is reported in the window, not raised."""
+        try:
+            await self.service.start()
+        except TerminalError as error:
+            self.bus.publish(ErrorRaised(self.venue.display_name, str(error)))
+        except Exception as error:
+            log.exception("market data service failed to start")
+            self.bus.publish(ErrorRaised(self.venue.display_name, f"cannot start: {error!r}"))
+
+    async def shutdown(self) -> None:
+        """Stop the live data and close the store; the window is left to its owner."""
+        try:
+            await self.service.stop()
+        finally:
+            self.store.close()
+
+
+def display_available() -> bool:
+    """Whether Qt can open windows here (a desktop session, or a platform chosen explicitly)."""
+    if os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def application() -> QApplication:
+    """The process's QApplication, created and themed on first use."""
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        app = existing
+    else:
+        app = QApplication([sys.argv[0] if sys.argv else APP_NAME])
+    if app.property("terminal-themed") is not True:
+        app.setOrganizationName(APP_NAME)
+        app.setApplicationName(APP_NAME)
+        app.setWindowIcon(QIcon(str(resource_path("icons", "app.svg"))))
+        theme.apply_theme(app)
+        app.setProperty("terminal-themed", True)
+    return app
+
+
+def build_terminal(data_dir: str | None, sim_speed: float | None, *,
+                   settings: QSettings | None = None,
+                   market: SimulatedMarketSettings | None = None) -> Terminal:
+    """Wire every part and create the window, without showing it or running the loop.
+
+    ``sim_speed`` overrides the speed in ``market`` (the user's simulated-market settings).
+    Needs a QApplication (see :func:`application`). Raises :class:`TerminalError` when the
+    data folder or the database cannot be used.
+    """
+    market = market or SimulatedMarketSettings()
+    store = Store.open(resolve_data_dir(data_dir))
+    try:
+        seed = DEFAULT_SEED if market.seed is None else market.seed
+        venue = SimulatedMarket(seed=seed,
+                                speed=sim_speed if sim_speed is not None else market.speed,
+                                start_ms=_resume_time(store, MarketGenerator(seed).venue_id))
+        bus = EventBus()
+        # The simulated market runs its own clock (it may run faster than the wall clock).
+        service = MarketDataService(store, venue, bus, venue, history_days=market.history_days)
+        window = MainWindow(service, bus, settings=settings)
+    except BaseException:
+        store.close()
+        raise
+    return Terminal(store, venue, bus, service, window)
+
+
+def _resume_time(store: Store, venue_id: str) -> int | None:
+    """Where a simulated market that ran faster than real time last time stopped.
+
+    Its history then reaches past the wall clock; the market carries on from there instead
+    of showing a present that is older than candles already on the chart.
+    """
+    ends = [summary.last_time + summary.key.timeframe.ms for summary in store.candles.summaries()
+            if summary.key.venue == venue_id]
+    latest = max(ends, default=None)
+    return latest if latest is not None and latest > SystemClock().now_ms() else None
+
+
+def run_window(data_dir: str | None, sim_speed: float | None) -> int:
+    """Open the main window and run until it is closed; returns the exit status."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not display_available():
+        print("error: no display found (DISPLAY is not set); run the terminal in a desktop "
+              "session, or use the command line commands (see --help)", file=sys.stderr)
+        return EXIT_FAILED
+    app = application()
+    try:
+        settings_file = SettingsFile()
+        preferences = settings_file.load()
+        terminal = build_terminal(data_dir, sim_speed, settings=QSettings(),
+                                  market=preferences.simulated)
+    except TerminalError as error:
+        _report_startup_error(str(error))
+        return EXIT_FAILED
+    if settings_file.problem is not None:
+        terminal.window.show_error(settings_file.problem)
+    app.setQuitOnLastWindowClosed(False)  # the loop ends when the window says it closed
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        with loop:
+            return int(loop.run_until_complete(_serve(terminal)))
+    finally:
+        asyncio.set_event_loop(None)
+
+
+async def _serve(terminal: Terminal) -> int:
+    loop = asyncio.get_running_loop()
+    terminal.bus.bind_loop(loop)
+    closed = asyncio.Event()
+    terminal.window.closed.connect(closed.set)
+    restore_hooks = install_exception_hooks(terminal.bus)
+    loop.set_exception_handler(_loop_exception_handler(terminal.bus))
+    # Ctrl+C in the shell closes the window like File > Quit, so the shutdown stays clean.
+    # The handler may run between any two bytecodes, even inside a paint: close from the loop.
+    previous_sigint = signal.signal(
+        signal.SIGINT, lambda *_: loop.call_soon_threadsafe(terminal.window.close))
+    terminal.window.show()
+    starting = asyncio.create_task(terminal.start_service(), name="market-data-start")
+    try:
+        await closed.wait()
+    finally:
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        await terminal.shutdown()
+        restore_hooks()
+        signal.signal(signal.SIGINT, previous_sigint)
+    return EXIT_OK
+
+
+def _report_startup_error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    if QGuiApplication.platformName() not in _HEADLESS_PLATFORMS:
+        QMessageBox.critical(None, f"{APP_DISPLAY_NAME} cannot start", message)
+
+
+def install_exception_hooks(bus: EventBus) -> Callable[[], None]:
+    """Route uncaught exceptions (main thread and others) to the log and the window.
+
+    A bug in one slot or thread then shows up in the status bar instead of ending the app.
+    Returns a function that puts the previous hooks back.
+    """
+    previous_hook, previous_thread_hook = sys.excepthook, threading.excepthook
+
+    def report(kind: type[BaseException], error: BaseException,
+               trace: TracebackType | None) -> None:
+        log.error("unhandled exception", exc_info=(kind, error, trace))
+        bus.publish_threadsafe(ErrorRaised("Internal error", _describe(error)))
+
+    def on_exception(kind: type[BaseException], error: BaseException,
+                     trace: TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            previous_hook(kind, error, trace)
+            return
+        report(kind, error, trace)
+
+    def on_thread_exception(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is None:
+            previous_thread_hook(args)
+            return
+        report(args.exc_type, args.exc_value, args.exc_traceback)
+
+    sys.excepthook = on_exception
+    threading.excepthook = on_thread_exception
+
+    def restore() -> None:
+        sys.excepthook, threading.excepthook = previous_hook, previous_thread_hook
+
+    return restore
+
+
+def _loop_exception_handler(
+        bus: EventBus) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        log.error("asyncio: %s", context.get("message"),
+                  exc_info=error if isinstance(error, BaseException) else None)
+        text = _describe(error) if isinstance(error, BaseException) else context["message"]
+        bus.publish(ErrorRaised("Internal error", text))
+
+    return handle
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, TerminalError):
+        return str(error)
+    return f"{type(error).__name__}: {error} (details in the log)"
+
+
+def save_screenshot(output: Path, *, data_dir: str | None, sim_speed: float | None,
+                    size: tuple[int, int], symbol: str | None = None,
+                    timeframe: Timeframe | None = None) -> Path:
+    """Render the main window with its history loaded into a PNG of ``size`` pixels.
+
+    Works without a display when the offscreen platform is chosen before the first Qt call.
+    The window is laid out but never shown on screen, and nothing is remembered.
+    """
+    if output.suffix.lower() != ".png":
+        raise InvalidArgument(f"the screenshot must be a .png file, not {output.name}")
+    if not output.parent.is_dir():
+        raise InvalidArgument(f"the folder {output.parent} does not exist")
+    app = application()
+    terminal = build_terminal(data_dir, sim_speed, market=SettingsFile().load().simulated)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        with loop:
+            image = loop.run_until_complete(
+                _render(terminal, size, symbol, timeframe))
+    finally:
+        asyncio.set_event_loop(None)
+        terminal.window.close()
+        terminal.window.deleteLater()
+    if not image.save(str(output), "PNG"):
+        raise TerminalError(f"cannot write the screenshot {output}")
+    return output
+
+
+async def _render(terminal: Terminal, size: tuple[int, int], symbol: str | None,
+                  timeframe: Timeframe | None) -> QImage:
+    terminal.bus.bind_loop(asyncio.get_running_loop())
+    window = terminal.window
+    window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    window.resize(*size)
+    window.show()
+    try:
+        await terminal.service.start()
+        window.select(symbol=symbol, timeframe=timeframe)
+        live = asyncio.Event()
+        key = window.series_key
+        unsubscribe = terminal.bus.subscribe(
+            CandleUpdated, lambda event: live.set() if event.key == key else None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(live.wait(), _SCREENSHOT_LIVE_WAIT_S)
+        unsubscribe()
+        # Let the loop run pending layout and paint events (processEvents() here would run
+        # other tasks' steps inside this one, which asyncio does not survive).
+        await asyncio.sleep(_SCREENSHOT_SETTLE_S)
+        image = window.grab().toImage()
+        # A high-density screen renders more pixels than asked for; the file has the size asked.
+        wanted = QSize(*size)
+        if image.size() != wanted:
+            image = image.scaled(wanted, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                 Qt.TransformationMode.SmoothTransformation)
+        return image
+    finally:
+        await terminal.shutdown()

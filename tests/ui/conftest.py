@@ -1,0 +1,72 @@
+"""Fakes for the window tests: a market-data service that records what the window asks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pytest
+
+from terminal.core.bus import EventBus
+from terminal.core.errors import InvalidArgument
+from terminal.core.model import Candle, Instrument, Timeframe, VenueKind
+from terminal.core.series import CandleSeries, SeriesKey
+from tests.factories import make_series
+
+SYMBOLS = ("BTC/USDT", "ETH/USDT")
+
+
+@dataclass
+class FakeVenue:
+    id: str = "simulated"
+    display_name: str = "Simulated market"
+    kind: VenueKind = VenueKind.SIMULATED
+
+
+@dataclass
+class FakeService:
+    """Answers like :class:`MarketDataService` from fixed random walks; records every call."""
+
+    venue: FakeVenue = field(default_factory=FakeVenue)
+    instruments: list[Instrument] = field(default_factory=list)
+    ready: bool = False
+    calls: list[tuple[str, str, Timeframe]] = field(default_factory=list)
+    forming_candle: Candle | None = None
+
+    def load(self) -> None:
+        """What ``start()`` does first: the instruments become known."""
+        self.instruments = [Instrument(self.venue.id, s, *s.split("/"), Decimal("0.01"),
+                                       Decimal("0.001")) for s in SYMBOLS]
+
+    @property
+    def symbols(self) -> list[str]:
+        return [i.symbol for i in self.instruments]
+
+    def key(self, symbol: str, timeframe: Timeframe) -> SeriesKey:
+        return SeriesKey(self.venue.id, symbol, timeframe)
+
+    def history(self, symbol: str, timeframe: Timeframe, bars: int | None = None) -> CandleSeries:
+        if symbol not in self.symbols:
+            raise InvalidArgument(f"{symbol} is not traded here")
+        self.calls.append(("history", symbol, timeframe))
+        price = 60_000.0 if symbol.startswith("BTC") else 3_000.0
+        return make_series(300, timeframe, price=price, seed=len(symbol) + timeframe.ms % 97)
+
+    def watch(self, symbol: str, timeframe: Timeframe) -> None:
+        self.calls.append(("watch", symbol, timeframe))
+
+    def unwatch(self, symbol: str, timeframe: Timeframe) -> None:
+        self.calls.append(("unwatch", symbol, timeframe))
+
+    def forming(self, symbol: str, timeframe: Timeframe) -> Candle | None:
+        return self.forming_candle
+
+
+@pytest.fixture
+def bus() -> EventBus:
+    return EventBus()
+
+
+@pytest.fixture
+def service() -> FakeService:
+    return FakeService()

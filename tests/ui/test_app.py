@@ -1,0 +1,159 @@
+import asyncio
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
+
+from terminal import cli
+from terminal.app import build_terminal, install_exception_hooks, run_window
+from terminal.core.bus import EventBus
+from terminal.core.events import CandleUpdated, ErrorRaised
+from terminal.core.settings import SimulatedMarketSettings
+from terminal.core.storage import Store
+from terminal.ui.main_window import MainWindow
+from terminal.ui.theme import UP
+
+pytestmark = pytest.mark.qt
+
+#: Simulated seconds per real second: a new 1-minute candle every 0.1 s.
+FAST = 600.0
+
+
+def run_on_qt_loop(app: QApplication, coroutine, timeout_s: float = 30.0):
+    import qasync
+
+    loop = qasync.QEventLoop(app)
+    try:
+        with loop:
+            return loop.run_until_complete(asyncio.wait_for(coroutine, timeout_s))
+    finally:
+        asyncio.set_event_loop(None)
+
+
+def test_the_built_app_loads_history_and_follows_the_live_market(qapp, data_dir: Path) -> None:
+    terminal = build_terminal(str(data_dir), FAST, market=SimulatedMarketSettings(history_days=1))
+    window = terminal.window
+    window.show()
+
+    async def scenario() -> list[CandleUpdated]:
+        terminal.bus.bind_loop(asyncio.get_running_loop())
+        updates: list[CandleUpdated] = []
+        terminal.bus.subscribe(
+            CandleUpdated, lambda e: updates.append(e) if e.key == window.series_key else None)
+        starting = asyncio.create_task(terminal.start_service())
+        while not (window.chart.bar_count and len(updates) >= 3):
+            await asyncio.sleep(0.02)
+        await starting
+        await terminal.shutdown()
+        return updates
+
+    try:
+        updates = run_on_qt_loop(qapp, scenario())
+    finally:
+        window.close()
+    assert window.chart.bar_count >= 1440 // 5 - 1  # a day of 5-minute candles
+    assert window.chart.last_candle.open_time >= updates[-1].candle.open_time
+    texts = window.status_texts()
+    assert "SIMULATED — Simulated market (600× speed)" in texts
+    assert "Live" in texts[2]
+    assert window.symbol == "BTC/USDT"
+
+
+def test_run_window_runs_until_the_window_closes_then_shuts_down(qapp, data_dir: Path) -> None:
+    seen: dict[str, object] = {}
+
+    def watch() -> None:
+        windows = [w for w in QApplication.topLevelWidgets()
+                   if isinstance(w, MainWindow) and w.isVisible()]
+        if not windows:
+            return
+        window = windows[0]
+        if window.chart.bar_count and "Live" in window.status_texts()[2]:
+            first = seen.setdefault("first", window.chart.last_candle)
+            if window.chart.last_candle != first:  # a live update reached the chart
+                seen["title"] = window.windowTitle()
+                window.close()
+
+    def give_up() -> None:
+        for widget in QApplication.topLevelWidgets():
+            if isinstance(widget, MainWindow):
+                widget.close()
+
+    poll = QTimer()
+    poll.timeout.connect(watch)
+    poll.start(20)
+    QTimer.singleShot(40_000, give_up)
+    try:
+        status = run_window(str(data_dir), FAST)
+    finally:
+        poll.stop()
+    assert status == 0
+    assert "title" in seen, "no live update reached the chart"
+    assert "SIMULATED" in str(seen["title"])
+    with Store.open(data_dir) as store:  # closed cleanly: it opens again
+        assert store.candles.summaries()
+
+
+def test_a_bad_data_dir_is_one_clear_error(qapp, tmp_path: Path, capsys) -> None:
+    status = run_window(str(tmp_path / "missing"), None)
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the data directory")
+    assert "Traceback" not in err
+
+
+def test_uncaught_exceptions_are_logged_and_published(caplog) -> None:
+    bus = EventBus()
+    loop = asyncio.new_event_loop()
+    bus.bind_loop(loop)
+    errors: list[ErrorRaised] = []
+    bus.subscribe(ErrorRaised, errors.append)
+    previous = sys.excepthook
+    restore = install_exception_hooks(bus)
+    try:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            sys.excepthook(*sys.exc_info())
+        thread = threading.Thread(target=lambda: 1 / 0)
+        thread.start()
+        thread.join()
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        restore()
+        loop.close()
+    assert sys.excepthook is previous
+    assert [e.message for e in errors] == [
+        "ValueError: boom (details in the log)",
+        "ZeroDivisionError: division by zero (details in the log)",
+    ]
+    assert caplog.text.count("unhandled exception") == 2
+
+
+def test_screenshot_command_writes_a_png_of_the_requested_size(qapp, data_dir: Path,
+                                                               tmp_path: Path, capsys) -> None:
+    out = tmp_path / "window.png"
+    status = cli.main(["--data-dir", str(data_dir), "--sim-speed", str(FAST), "screenshot",
+                       str(out), "--size", "960x600", "--symbol", "ethusdt",
+                       "--timeframe", "15m"])
+    assert status == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    image = QImage(str(out)).convertToFormat(QImage.Format.Format_RGB32)
+    assert (image.width(), image.height()) == (960, 600)
+    pixels = np.frombuffer(image.constBits(), np.uint8).reshape(600, 960, 4)
+    teal = tuple(int(UP[i:i + 2], 16) for i in (5, 3, 1))  # BGR, as RGB32 stores it
+    assert (pixels[:, :, :3] == teal).all(axis=2).sum() > 100  # rising candles are drawn
+
+
+def test_screenshot_of_an_unknown_symbol_fails_with_a_message(qapp, data_dir: Path,
+                                                              tmp_path: Path, capsys) -> None:
+    status = cli.main(["--data-dir", str(data_dir), "--sim-speed", str(FAST), "screenshot",
+                       str(tmp_path / "x.png"), "--symbol", "DOGE/USDT"])
+    assert status == 1
+    assert "DOGE/USDT is not traded" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
