@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -20,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import PySide6
 import qasync
 from PySide6.QtCore import QSettings, QSize, Qt
 from PySide6.QtGui import QGuiApplication, QIcon, QImage
@@ -85,6 +88,37 @@ def display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+#: What Qt's X11 plugin needs beyond a desktop's usual libraries (Debian/Ubuntu package names).
+X11_PACKAGES = ("libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 "
+                "libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 "
+                "libxkbcommon-x11-0")
+
+
+def x11_problem() -> str | None:
+    """Why Qt could not open an X11 window here, or None.
+
+    Without this check a missing system library makes Qt abort the process with a message
+    that names neither the library nor the package to install.
+    """
+    if (not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM")
+            or os.environ.get("WAYLAND_DISPLAY") or not os.environ.get("DISPLAY")):
+        return None
+    plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    missing = None
+    if plugin.is_file():
+        try:
+            ctypes.CDLL(str(plugin))
+        except OSError as error:
+            missing = str(error).split(":")[0]
+    # Qt opens libxcb-cursor itself at run time, so loading the plugin does not reveal it.
+    if missing is None and ctypes.util.find_library("xcb-cursor") is None:
+        missing = "libxcb-cursor.so.0"
+    if missing is None:
+        return None
+    return (f"cannot open a window: Qt's X11 support needs the system library {missing}, "
+            f"which is not installed. On Debian or Ubuntu: sudo apt install {X11_PACKAGES}")
+
+
 def application() -> QApplication:
     """The process's QApplication, created and themed on first use."""
     existing = QApplication.instance()
@@ -147,6 +181,10 @@ def run_window(data_dir: str | None, sim_speed: float | None) -> int:
     if not display_available():
         print("error: no display found (DISPLAY is not set); run the terminal in a desktop "
               "session, or use the command line commands (see --help)", file=sys.stderr)
+        return EXIT_FAILED
+    problem = x11_problem()
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_FAILED
     app = application()
     try:

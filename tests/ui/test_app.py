@@ -9,6 +9,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
+from terminal import app as app_module
 from terminal import cli
 from terminal.app import build_terminal, install_exception_hooks, run_window
 from terminal.core.bus import EventBus
@@ -157,3 +158,31 @@ def test_screenshot_of_an_unknown_symbol_fails_with_a_message(qapp, data_dir: Pa
     assert status == 1
     assert "DOGE/USDT is not traded" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_missing_x11_libraries_are_named_before_qt_aborts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":0")
+
+    def cannot_load(path: str) -> None:
+        raise OSError("libxcb-icccm.so.4: cannot open shared object file")
+
+    monkeypatch.setattr(app_module.ctypes, "CDLL", cannot_load)
+    monkeypatch.setattr(app_module.Path, "is_file", lambda self: True)
+    problem = app_module.x11_problem()
+    assert problem is not None
+    assert "libxcb-icccm.so.4, which is not installed" in problem
+    assert "sudo apt install libxcb-cursor0" in problem
+
+    monkeypatch.setattr(app_module.ctypes, "CDLL", lambda path: None)
+    monkeypatch.setattr(app_module.ctypes.util, "find_library", lambda name: None)
+    assert "libxcb-cursor.so.0" in (app_module.x11_problem() or "")
+
+    monkeypatch.setattr(app_module.ctypes.util, "find_library", lambda name: f"lib{name}.so")
+    assert app_module.x11_problem() is None
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setattr(app_module.ctypes.util, "find_library", lambda name: None)
+    assert app_module.x11_problem() is None
