@@ -37,10 +37,12 @@ def test_list_shows_each_series(data_dir: Path, capsys: pytest.CaptureFixture[st
     holed = CandleSeries.from_records(np.delete(series.to_records(), [10, 11]), Timeframe.M1)
     store_series(data_dir, KEY, holed)
     store_series(data_dir, SeriesKey("simulated", "ETH/USDT", Timeframe.M1), make_series(5))
+    store_series(data_dir, SeriesKey("simulated-7", "ETH/USDT", Timeframe.M1), make_series(3))
     rows = run_json(capsys, "--data-dir", str(data_dir), "data", "list", "--json")["series"]
     assert [(r["venue"], r["symbol"], r["candles"], r["missing_bars"]) for r in rows] == [
-        ("binance", "BTC/USDT", 98, 2), ("simulated", "ETH/USDT", 5, 0)]
-    assert rows[1]["simulated"] is True
+        ("binance", "BTC/USDT", 98, 2), ("simulated", "ETH/USDT", 5, 0),
+        ("simulated-7", "ETH/USDT", 3, 0)]
+    assert [r["simulated"] for r in rows] == [False, True, True]
     assert rows[0]["first_utc"] == "2023-11-14T00:00:00Z"
     main(["--data-dir", str(data_dir), "data", "list"])
     assert "simulated (SIM)" in capsys.readouterr().out

@@ -17,8 +17,9 @@ from terminal.core.paths import resolve_data_dir
 from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.storage import Store
 from terminal.core.timefmt import format_ms, parse_user_time
+from terminal.exchange.simulated import VENUE_ID as SIMULATED_VENUE
+from terminal.exchange.simulated import is_simulated_venue
 
-SIMULATED_VENUE = "simulated"
 RESAMPLE_TARGETS = "5m,15m,1h,4h,1d"
 
 
@@ -70,7 +71,7 @@ def run_list(args: argparse.Namespace) -> int:
         rows = [
             {
                 "venue": s.key.venue,
-                "simulated": s.key.venue == SIMULATED_VENUE,
+                "simulated": is_simulated_venue(s.key.venue),
                 "symbol": s.key.symbol,
                 "timeframe": s.key.timeframe.code,
                 "candles": s.count,
@@ -90,11 +91,11 @@ def run_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no candles stored yet; `python -m terminal import FILE ...` adds some")
         return EXIT_OK
-    print(f"{'venue':<16}{'symbol':<12}{'tf':<5}{'candles':>10}  {'first (UTC)':<21}"
+    print(f"{'venue':<20}{'symbol':<12}{'tf':<5}{'candles':>10}  {'first (UTC)':<21}"
           f"{'last (UTC)':<21}{'missing':>8}")
     for row in rows:
         venue = f"{row['venue']} (SIM)" if row["simulated"] else row["venue"]
-        print(f"{venue:<16}{row['symbol']:<12}{row['timeframe']:<5}{row['candles']:>10}  "
+        print(f"{venue:<20}{row['symbol']:<12}{row['timeframe']:<5}{row['candles']:>10}  "
               f"{row['first_utc']:<21}{row['last_utc']:<21}{row['missing_bars']:>8}")
     return EXIT_OK
 

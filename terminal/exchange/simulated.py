@@ -77,6 +77,11 @@ QUOTE = "USDT"
 MIN_NOTIONAL = Decimal(5)
 
 
+def is_simulated_venue(venue_id: str) -> bool:
+    """Whether stored data under ``venue_id`` came from a simulated market (any seed)."""
+    return venue_id == VENUE_ID or venue_id.startswith(f"{VENUE_ID}-")
+
+
 @dataclass(frozen=True, slots=True)
 class _Asset:
     base: str
