@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from terminal.core.intents import OrderIntent
 from terminal.core.model import Candle, Instrument
 from terminal.core.series import SeriesKey
 
@@ -64,3 +65,11 @@ class ErrorRaised:
 
     source: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class IntentRejected:
+    """The risk manager refused ``intent``; nothing was sent. ``reason`` is for the user."""
+
+    intent: OrderIntent
+    reason: str
