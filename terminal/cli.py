@@ -52,11 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="simulated market speed: simulated seconds per real second")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    from terminal.commands import data_commands, import_command, screenshot_command
+    from terminal.commands import (
+        backtest_command,
+        data_commands,
+        import_command,
+        screenshot_command,
+        selfcheck_command,
+    )
 
-    import_command.register(commands)
-    data_commands.register(commands)
-    screenshot_command.register(commands)
+    for command in (import_command, data_commands, backtest_command, screenshot_command,
+                    selfcheck_command):
+        command.register(commands)
     return parser
 
 

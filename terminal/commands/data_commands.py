@@ -107,7 +107,7 @@ def run_export(args: argparse.Namespace) -> int:
     if start is not None and end is not None and end <= start:
         raise InvalidArgument("--end must be after --start")
     with _open_store(args) as store:
-        candles = _load_any_timeframe(store, key, start, end)
+        candles = load_any_timeframe(store, key, start, end)
     if not len(candles):
         raise InvalidArgument(f"no {key.symbol} {key.timeframe} candles from {key.venue} in the"
                               " requested range; `data list` shows what is stored")
@@ -119,7 +119,7 @@ def run_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load_any_timeframe(store: Store, key: SeriesKey, start: int | None,
+def load_any_timeframe(store: Store, key: SeriesKey, start: int | None,
                         end: int | None) -> CandleSeries:
     """The stored series for ``key``, or else one resampled from a finer stored timeframe."""
     if store.candles.summary(key) is not None:

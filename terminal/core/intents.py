@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from terminal.core.errors import InvalidArgument
 from terminal.core.model import OrderSide, OrderType
@@ -85,3 +86,15 @@ class RiskDecision:
     @classmethod
     def reject(cls, reason: str) -> RiskDecision:
         return cls(False, 0.0, reason)
+
+
+class RiskCheck(Protocol):
+    """What the backtest engine and the paper and live runners ask before every order.
+
+    :class:`terminal.core.risk.RiskManager` is the implementation; the protocol keeps the
+    engine free of its configuration.
+    """
+
+    def check(self, intent: OrderIntent, account: AccountSnapshot) -> RiskDecision:
+        """Approve ``intent`` with the amount to trade, or reject it with a reason."""
+        ...

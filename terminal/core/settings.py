@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from terminal.core.errors import InvalidArgument
 from terminal.core.paths import APP_NAME
+from terminal.core.risk import RiskLimits
 from terminal.core.services import DEFAULT_HISTORY_DAYS
 
 SETTINGS_FILENAME = "settings.json"
@@ -40,6 +41,7 @@ class Settings(BaseModel):
 
     version: int = 1
     simulated: SimulatedMarketSettings = SimulatedMarketSettings()
+    risk: RiskLimits = RiskLimits()
 
 
 SETTINGS_VERSION = Settings().version
