@@ -1,179 +1,56 @@
-"""Benchmarks: ``python -m bench [--data DIR] [--write-readme]`` (or ``make bench``).
+"""Benchmarks: ``python -m bench [--data DIR] [--only SUITE ...] [--write-readme]``.
 
-Each figure is the median of several runs, each in a fresh temporary data folder. Peak memory
-is measured in a child process that does nothing but the 1M-candle insert and load, so the
-figure is that workload's own peak resident set size, interpreter included.
+Each suite is a module of this package with a ``rows(data_dir)`` function that measures and
+returns table rows; every figure is a median of several runs. ``make bench`` runs them all.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
 import platform
-import resource
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+from bench.common import DEFAULT_DATA, ROOT, Row
 
-from terminal.core.model import DAY_MS, Timeframe
-from terminal.core.series import CandleSeries, SeriesKey
-from terminal.core.storage import Store
-from terminal.exchange.importers import import_file
-from terminal.exchange.simulated import MarketGenerator
-
-ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
 MARK_START = "<!-- bench:start -->"
 MARK_END = "<!-- bench:end -->"
-MILLION = 1_000_000
-KEY = SeriesKey("bench", "BTC/USDT", Timeframe.M1)
-
-
-def million_candles() -> CandleSeries:
-    rng = np.random.default_rng(1)
-    times = 1_600_000_000_000 - 1_600_000_000_000 % 60_000 + np.arange(MILLION) * 60_000
-    close = 30_000 * np.exp(np.cumsum(rng.normal(0, 0.0008, MILLION)))
-    open_ = np.r_[30_000.0, close[:-1]]
-    wick = np.abs(rng.normal(0, 0.0004, MILLION)) * close
-    return CandleSeries(Timeframe.M1, times.astype(np.int64), open_,
-                        np.maximum(open_, close) + wick, np.minimum(open_, close) - wick, close,
-                        rng.gamma(2.0, 3.0, MILLION))
-
-
-def median_seconds(runs: int, setup: Callable[[Path], object],
-                   action: Callable[[Path, object], object]) -> float:
-    times = []
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory() as folder:
-            prepared = setup(Path(folder))
-            start = time.perf_counter()
-            action(Path(folder), prepared)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def bench_insert(candles: CandleSeries) -> float:
-    def insert(folder: Path, _: object) -> None:
-        with Store.open(folder) as store:
-            store.candles.upsert(KEY, candles)
-
-    return median_seconds(5, lambda folder: None, insert)
-
-
-def bench_load(candles: CandleSeries) -> float:
-    def fill(folder: Path) -> Store:
-        store = Store.open(folder)
-        store.candles.upsert(KEY, candles)
-        return store
-
-    def load(_folder: Path, store: object) -> None:
-        assert isinstance(store, Store)
-        loaded = store.candles.load(KEY)
-        assert len(loaded) == MILLION
-        store.close()
-
-    return median_seconds(5, fill, load)
-
-
-def bench_import(path: Path) -> float:
-    def run(folder: Path, _: object) -> None:
-        with Store.open(folder) as store:
-            report = import_file(store, path, symbol="BTC/USDT", timeframe=Timeframe.H1)
-            assert report.stored > 30_000
-
-    return median_seconds(7, lambda folder: None, run)
-
-
-def bench_import_cli(path: Path) -> float:
-    """The same import as a user runs it: a new process, interpreter start-up included."""
-    def run(folder: Path, _: object) -> None:
-        subprocess.run([sys.executable, "-m", "terminal", "--data-dir", str(folder), "import",
-                        str(path), "--symbol", "BTC/USDT", "--timeframe", "1h", "--json"],
-                       check=True, capture_output=True)
-
-    return median_seconds(5, lambda folder: None, run)
-
-
-def peak_rss_child() -> None:
-    """The workload whose peak memory is reported: build, insert and load 1M candles."""
-    candles = million_candles()
-    with tempfile.TemporaryDirectory() as folder, Store.open(Path(folder)) as store:
-        store.candles.upsert(KEY, candles)
-        del candles
-        loaded = store.candles.load(KEY)
-        assert len(loaded) == MILLION
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-
-
-def bench_peak_rss() -> float:
-    output = subprocess.run(
-        [sys.executable, "-m", "bench", "--peak-rss-child"], check=True, capture_output=True,
-        text=True, cwd=ROOT,
-    ).stdout
-    return float(json.loads(output.strip().splitlines()[-1])["peak_rss_mb"])
-
-
-def bench_simulated_history() -> float:
-    now = 1_735_689_600_000  # 2025-01-01
-
-    def generate(_folder: Path, _: object) -> None:
-        history = MarketGenerator().history(now - 90 * DAY_MS, now)
-        assert sum(len(series) for series in history.values()) == 5 * 90 * 1440
-
-    return median_seconds(3, lambda folder: None, generate)
+#: Suite modules, in the order their rows appear in the README.
+SUITES = ("store",)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="folder with Binance_BTCUSDT_1h.csv (default: ../shared/data)")
+                        help="folder with the real candle files (default: ../shared/data)")
+    parser.add_argument("--only", action="append", choices=SUITES, metavar="SUITE",
+                        help=f"run only this suite (repeatable): {', '.join(SUITES)}")
     parser.add_argument("--write-readme", action="store_true",
-                        help="replace the figures between the bench markers in README.md")
-    parser.add_argument("--peak-rss-child", action="store_true", help=argparse.SUPPRESS)
+                        help="replace the figures between the bench markers in README.md"
+                             " (all suites only)")
     args = parser.parse_args()
-    if args.peak_rss_child:
-        peak_rss_child()
-        return 0
+    if args.write_readme and args.only:
+        parser.error("--write-readme needs every suite; leave out --only")
 
-    candles = million_candles()
-    rows: list[tuple[str, str, str]] = []
-    csv_path = args.data / "Binance_BTCUSDT_1h.csv"
-    if csv_path.exists():
-        rows.append(("import Binance_BTCUSDT_1h.csv (37,550 rows): parse, check, store",
-                     f"{bench_import(csv_path):.3f} s", "<= 0.5 s"))
-        rows.append(("the same through the CLI, new process included",
-                     f"{bench_import_cli(csv_path):.3f} s", "-"))
-    else:
-        print(f"skipping the import benchmark: {csv_path} not found", file=sys.stderr)
-    rows.append(("bulk insert 1,000,000 1m candles", f"{bench_insert(candles):.3f} s", "<= 3 s"))
-    rows.append(("range load 1,000,000 candles into arrays", f"{bench_load(candles):.3f} s",
-                 "<= 0.5 s"))
-    rows.append(("peak RSS, insert + load of 1M candles", f"{bench_peak_rss():.0f} MB",
-                 "<= 300 MB"))
-    rows.append(("simulated market: 90 days of 1m history, 5 pairs",
-                 f"{bench_simulated_history():.3f} s", "-"))
+    rows: list[Row] = []
+    for name in args.only or SUITES:
+        suite = importlib.import_module(f"bench.{name}")
+        rows += suite.rows(args.data)
+        print(f"{name}: done", file=sys.stderr)
 
     table = ["| benchmark | median | target |", "| --- | --- | --- |"]
     table += [f"| {name} | {value} | {target} |" for name, value, target in rows]
     machine = f"{platform.machine()}, Python {platform.python_version()}"
     text = "\n".join([*table, "", f"Measured on {time.strftime('%Y-%m-%d')} ({machine}, "
-                      f"{_cpu_count()} cores) with `make bench`."])
+                      f"{os.cpu_count() or 1} cores) with `make bench`."])
     print(text)
     if args.write_readme:
         _write_readme(text)
     return 0
-
-
-def _cpu_count() -> int:
-    return os.cpu_count() or 1
 
 
 def _write_readme(text: str) -> None:
