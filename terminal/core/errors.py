@@ -26,3 +26,47 @@ class ImportRejected(DataError):
 
 class StoreError(TerminalError):
     """The local database cannot be opened, read or written."""
+
+
+class VenueError(TerminalError):
+    """A venue (exchange, paper or simulated) refused or failed a request.
+
+    ``retryable`` is True only for failures that a later identical request may not meet
+    (network, timeout, rate limit, venue down); everything else reaches the user unchanged.
+    """
+
+    retryable = False
+
+
+class VenueUnavailable(VenueError):
+    """The venue could not be reached or answered with a server error; try again later."""
+
+    retryable = True
+
+
+class RateLimited(VenueUnavailable):
+    """The venue asked us to slow down. ``retry_after`` is its requested pause in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthenticationFailed(VenueError):
+    """The API key is missing, wrong, expired or lacks a permission the request needs."""
+
+
+class InsufficientFunds(VenueError):
+    """The account's free balance does not cover the order."""
+
+
+class OrderRejected(VenueError):
+    """The venue refused the order as invalid (price, amount, precision, limits, type)."""
+
+
+class MarketClosed(VenueError):
+    """The market is halted, delisted or closed for trading."""
+
+
+class OrderNotFound(VenueError):
+    """The venue has no order with the given id."""

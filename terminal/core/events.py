@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from terminal.core.intents import OrderIntent
-from terminal.core.model import Candle, Instrument
+from terminal.core.model import Candle, Fill, Instrument, Order
 from terminal.core.series import SeriesKey
 
 
@@ -73,3 +73,17 @@ class IntentRejected:
 
     intent: OrderIntent
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdated:
+    """An order changed state (acknowledged, partly filled, filled, canceled, rejected)."""
+
+    order: Order
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    """An execution happened; the order's new state was published before this event."""
+
+    fill: Fill
