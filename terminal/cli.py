@@ -56,12 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         backtest_command,
         data_commands,
         import_command,
+        optimize_command,
         screenshot_command,
         selfcheck_command,
     )
 
     for command in (import_command, data_commands, backtest_command, screenshot_command,
-                    selfcheck_command):
+                    selfcheck_command, optimize_command):
         command.register(commands)
     return parser
 

@@ -212,14 +212,17 @@ class ImportFailed(ImportRejected):
         self.report = report
 
 
-def read_candle_file(path: Path | str, *, symbol: str, timeframe: Timeframe | str,
+def read_candle_file(path: Path | str, *, symbol: str, timeframe: Timeframe | str | None,
                      skip_bad_rows: bool = False) -> ParsedFile:
     """Read and check a candle file without storing it (for imports and CSV backtests).
 
-    Raises :class:`ImportRejected` when the file cannot be read, has an unknown layout, is for
-    another symbol or timeframe, or has a bad row (unless ``skip_bad_rows``).
+    ``timeframe`` None infers it from the file's candle spacing (see :func:`infer_timeframe`);
+    ``parsed.series.timeframe`` says which it is. Raises :class:`ImportRejected` when the
+    file cannot be read, has an unknown layout, is for another symbol or timeframe, has a bad
+    row (unless ``skip_bad_rows``), or its timeframe was to be inferred and cannot be.
     """
-    parsed, problem = _parse(Path(path), normalize_symbol(symbol), _timeframe(timeframe))
+    frame = None if timeframe is None else _timeframe(timeframe)
+    parsed, problem = _parse(Path(path), normalize_symbol(symbol), frame)
     message = problem or _rows_problem(parsed, skip_bad_rows)
     if message:
         raise ImportRejected(message)
@@ -741,8 +744,10 @@ def _time_kinds_note(kinds: npt.NDArray[np.int8]) -> str | None:
 # --- checks shared by every format ---------------------------------------------------------
 
 
-def _parse(path: Path, symbol: str, timeframe: Timeframe) -> tuple[ParsedFile, str | None]:
-    """Read ``path`` and check its rows; returns the result and a file-level problem, if any."""
+def _parse(path: Path, symbol: str,
+           timeframe: Timeframe | None) -> tuple[ParsedFile, str | None]:
+    """Read ``path`` and check its rows; returns the result and a file-level problem, if any.
+    ``timeframe`` None infers it from the rows' spacing."""
     lines = _read_lines(path)
     layout = _detect_layout(path, lines)
     if layout.format == FORMAT_BINANCE_KLINES:
@@ -754,6 +759,8 @@ def _parse(path: Path, symbol: str, timeframe: Timeframe) -> tuple[ParsedFile, s
     rows = table.rows
     if rows.rows_read == 0:
         raise ImportRejected(f"{path} has a header but no data rows")
+    if timeframe is None:
+        timeframe = infer_timeframe(path, table.times)
     venue_hint = None
     if layout.format == FORMAT_BINANCE_KLINES or (
             layout.format == FORMAT_CRYPTODATADOWNLOAD
@@ -818,6 +825,27 @@ def _check_candles(table: _Table, timeframe: Timeframe, *, check_grid: bool) -> 
         shown = format_ms(stamp) if times[i] == stamp else f"{times[i]!r} ms"
         table.reasons.setdefault(int(i), []).append(
             f"open time {shown} ({table.time_texts[i].strip()}) is not on the {timeframe} grid")
+
+
+def infer_timeframe(path: Path, times: FloatArray) -> Timeframe:
+    """The timeframe whose length is the most common step between the distinct open times.
+
+    Exchanges leave gaps, so the most common step, not the smallest, is the candle length;
+    of equally common steps the shortest wins. Raises :class:`ImportRejected` when there are
+    fewer than two open times or the step is no timeframe's length.
+    """
+    distinct = np.unique(times[np.isfinite(times)])
+    if len(distinct) < 2:
+        raise ImportRejected(f"{path}: one candle says nothing about the candle length; give"
+                             " the timeframe")
+    values, counts = np.unique(np.diff(distinct), return_counts=True)
+    typical = float(values[int(np.argmax(counts))])
+    found = next((tf for tf in Timeframe if tf.ms == typical), None)
+    if found is None:
+        known = ", ".join(tf.code for tf in Timeframe)
+        raise ImportRejected(f"{path}: most rows are {_duration(typical)} apart, which is no"
+                             f" timeframe ({known}); cannot infer the timeframe")
+    return found
 
 
 def _spacing_problem(path: Path, times: FloatArray, timeframe: Timeframe) -> str | None:
