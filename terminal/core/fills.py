@@ -135,9 +135,10 @@ class SimOrder:
     def __post_init__(self) -> None:
         if self.amount is None and self.max_quote is None:
             raise InvalidArgument("an order needs an amount or, for a buy, the quote to spend")
-        if self.amount is not None and not self.amount > 0:
+        if self.amount is not None and not _positive(self.amount):
             raise InvalidArgument(f"an order amount must be positive, got {self.amount}")
-        if self.max_quote is not None and (self.side is OrderSide.SELL or not self.max_quote > 0):
+        if self.max_quote is not None and (self.side is OrderSide.SELL
+                                           or not _positive(self.max_quote)):
             raise InvalidArgument("only a buy spends quote currency, and a positive amount of it")
         if self.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and not _positive(self.price):
             raise InvalidArgument(f"a {self.type.value} order needs a positive limit price")

@@ -25,6 +25,8 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 YEAR_MS = 365 * DAY_MS
+#: Above this log growth per year, CAGR is reported as infinite (exp would overflow).
+_MAX_LOG_GROWTH = 700.0
 
 
 def bars_per_year(timeframe: Timeframe) -> float:
@@ -156,7 +158,10 @@ def _cagr(initial: float, final: float, years: float) -> float | None:
         return None
     if final <= 0:
         return -1.0
-    return float((final / initial) ** (1.0 / years) - 1.0)
+    # Compounding a short run to a year can exceed any float (a 3 % minute is 1.03^525600);
+    # the honest answer is then "infinite", not an overflow error.
+    growth = math.log(final / initial) / years
+    return math.inf if growth > _MAX_LOG_GROWTH else math.expm1(growth)
 
 
 def _ratio(returns: FloatArray, risk: float, per_year: float) -> float | None:
