@@ -55,7 +55,7 @@ def render_report(result: BacktestResult, path: Path,
         _time_axis(painter, price_box, result)
     finally:
         painter.end()
-    if not image.save(str(path), b"PNG"):
+    if not image.save(str(path), "PNG"):
         raise InvalidArgument(f"cannot write the plot to {path}")
     return path
 
@@ -128,9 +128,8 @@ def _panel(painter: QPainter, box: QRectF, lines: list[tuple[FloatArray, QColor,
 
     painter.setPen(QPen(QColor(BORDER), 1))
     painter.drawRect(box)
-    for step in range(_TICKS + 1):
-        level = bottom + (top - bottom) * step / _TICKS
-        value = 10 ** level if log else level
+    inverse = (lambda level: 10 ** level) if log else float
+    for value in _nice_ticks(inverse(bottom), inverse(top), log=log):
         y = to_y(value)
         painter.setPen(QPen(QColor(BORDER), 1, Qt.PenStyle.DotLine))
         painter.drawLine(QPointF(box.left(), y), QPointF(box.right(), y))
@@ -138,19 +137,42 @@ def _panel(painter: QPainter, box: QRectF, lines: list[tuple[FloatArray, QColor,
         painter.drawText(QRectF(0, y - 8, _MARGIN_LEFT - 8, 16),
                          int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
                          _compact(value))
-    for index, (series, color, label) in enumerate(lines):
+    # The first line is the one that matters: drawn last, so the others never hide it.
+    for index, (series, color, label) in reversed(list(enumerate(lines))):
         painter.setPen(QPen(color, 1.4))
         painter.drawPolyline(_envelope(series, box, to_x, to_y))
         painter.drawText(QPointF(box.left() + 10 + index * 220, box.top() + 18), label)
+    # Hundreds of full-size markers would bury the price line.
+    size = 6.0 if len(markers or []) <= 120 else 3.5
     for position, price, entry in markers or []:
         x, y = to_x(position), to_y(price)
         color = QColor(UP if entry else DOWN)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(color)
-        tip = 6.0 if entry else -6.0
-        painter.drawPolygon(QPolygonF([QPointF(x, y), QPointF(x - 4, y + tip),
-                                       QPointF(x + 4, y + tip)]))
+        tip = size if entry else -size
+        painter.drawPolygon(QPolygonF([QPointF(x, y), QPointF(x - size * 2 / 3, y + tip),
+                                       QPointF(x + size * 2 / 3, y + tip)]))
     painter.setBrush(Qt.BrushStyle.NoBrush)
+
+
+def _nice_ticks(low: float, high: float, *, log: bool) -> list[float]:
+    """Round axis values between ``low`` and ``high``: 1-2-5 steps on a linear axis, the
+    1, 2 and 5 of each decade on a logarithmic one (fewer when the range spans many)."""
+    if log:
+        first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+        for mantissas in ((1, 2, 5), (1, 3), (1,)):
+            ticks = [m * 10.0 ** e for e in range(first, last + 1) for m in mantissas
+                     if low <= m * 10.0 ** e <= high]
+            if len(ticks) <= _TICKS + 3:
+                break
+        return ticks if len(ticks) >= 2 else [low, high]
+    raw = (high - low) / _TICKS
+    if not raw > 0:
+        return [low]
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    start = math.ceil(low / step)
+    return [k * step for k in range(start, math.floor(high / step) + 1)]
 
 
 def _envelope(series: FloatArray, box: QRectF, to_x: Callable[[float], float],
@@ -190,7 +212,7 @@ def _compact(value: float) -> str:
     size = abs(value)
     if size >= 1e6:
         return f"{value / 1e6:.1f}M"
-    if size >= 1e4:
+    if size >= 1e4 or (size >= 1e3 and value % 1e3 == 0):
         return f"{value / 1e3:.0f}k"
     if size >= 100:
         return f"{value:,.0f}"
