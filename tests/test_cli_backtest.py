@@ -160,6 +160,21 @@ def test_the_text_report_and_the_trade_list(tmp_path: Path,
         [t["pnl"] for t in report["trade_list"]])
 
 
+def test_slippage_costs_money_and_is_reported(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path, _ = anchor_file(tmp_path, 800)
+    plain = run_json(capsys, "--csv", str(path), *ANCHOR)
+    fixed = run_json(capsys, "--csv", str(path), *ANCHOR, "--slippage-bps", "5")
+    volume = run_json(capsys, "--csv", str(path), *ANCHOR, "--volume-slippage-bps", "50")
+    assert fixed["final_equity"] < plain["final_equity"]
+    assert volume["final_equity"] < plain["final_equity"]
+    assert (fixed["slippage_bps"], volume["volume_slippage_bps"]) == (5.0, 50.0)
+    entry = volume["trade_list"][0]
+    assert entry["entry_price"] > plain["trade_list"][0]["entry_price"]
+    code, out, _ = run(capsys, "--csv", str(path), *ANCHOR, "--volume-slippage-bps", "50")
+    assert code == 0 and "volume-aware slippage 50 bps" in out
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (("--strategy", "moon"), "unknown strategy 'moon'"),
     (("--strategy", "sma_crossover", "--param", "speed=3"), "no parameter 'speed'"),
@@ -171,6 +186,8 @@ def test_the_text_report_and_the_trade_list(tmp_path: Path,
     (("--strategy", "sma_crossover", "--cash", "0"), "--cash is an amount"),
     (("--strategy", "sma_crossover", "--cash", "nan"), "--cash is an amount"),
     (("--strategy", "sma_crossover", "--param", "fast"), "--param expects NAME=VALUE"),
+    (("--strategy", "sma_crossover", "--volume-slippage-bps", "-1"),
+     "--volume-slippage-bps is basis points"),
 ])
 def test_bad_input_is_refused_and_nothing_is_written(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: tuple[str, ...],

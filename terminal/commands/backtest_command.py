@@ -17,6 +17,7 @@ import numpy as np
 from terminal.cli import EXIT_OK, as_path, print_json
 from terminal.commands.candle_source import (
     CandleData,
+    Pricing,
     add_pricing_arguments,
     add_source_arguments,
     data_json,
@@ -28,7 +29,6 @@ from terminal.commands.candle_source import (
 )
 from terminal.core.backtest import BacktestResult, run_backtest
 from terminal.core.errors import InvalidArgument
-from terminal.core.fills import FeeSchedule, FillModel, Slippage
 from terminal.core.series import CandleSeries
 from terminal.core.strategies import STRATEGIES, ModelSignal, create_strategy
 from terminal.core.strategy import Strategy
@@ -64,22 +64,19 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     plot_path = output_path(args.plot, ".png")
     data = load_candles(args)
     strategy = _strategy(args, params, pricing.fee, data.series)
-    model = FillModel(FeeSchedule(maker=pricing.fee, taker=pricing.fee),
-                      Slippage(fixed_bps=pricing.slippage_bps))
     result = run_backtest(data.series, strategy, symbol=data.symbol, cash=pricing.cash,
-                          fill_model=model)
+                          fill_model=pricing.fill_model())
     if plot_path is not None:
         from terminal.ui.report_plot import render_report
 
         render_report(result, plot_path)
     if trades_path is not None:
         _write_trades(trades_path, result)
-    report = {**data_json(data), **result.to_json(), "fee": pricing.fee,
-              "slippage_bps": pricing.slippage_bps}
+    report = {**data_json(data), **result.to_json(), **pricing.to_json()}
     if args.json:
         print_json(report)
     else:
-        _print_summary(data, result, pricing.fee)
+        _print_summary(data, result, pricing)
     return EXIT_OK
 
 
@@ -146,11 +143,14 @@ def _write_trades(path: Path, result: BacktestResult) -> None:
         raise InvalidArgument(f"cannot write {path}: {error.strerror}") from error
 
 
-def _print_summary(data: CandleData, result: BacktestResult, fee: float) -> None:
+def _print_summary(data: CandleData, result: BacktestResult, pricing: Pricing) -> None:
     print("\n".join(describe(data)))
     params = " ".join(f"{k}={v:g}" for k, v in result.params.items())
+    slippage = "".join(
+        f"; {label} slippage {bps:g} bps" for label, bps in
+        (("fixed", pricing.slippage_bps), ("volume-aware", pricing.volume_slippage_bps)) if bps)
     print(f"strategy {result.strategy} {params}; warm-up {result.warmup_bars} bars;"
-          f" fee {fee * 100:g} %; cash {result.initial_cash:,.2f}")
+          f" fee {pricing.fee * 100:g} %{slippage}; cash {result.initial_cash:,.2f}")
     ours, hold = result.metrics.to_json(), result.buy_and_hold.to_json()
     print(f"{'':<18}{'strategy':>16}{'buy & hold':>16}")
     rows = [("final equity", "final_equity", _money), ("total return", "total_return", _pct),

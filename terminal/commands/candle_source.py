@@ -18,6 +18,7 @@ from typing import Any
 from terminal.cli import as_path
 from terminal.core.backtest import fill_missing_bars
 from terminal.core.errors import InvalidArgument
+from terminal.core.fills import FeeSchedule, FillModel, Slippage
 from terminal.core.marketdata import find_gaps
 from terminal.core.model import Timeframe, normalize_symbol
 from terminal.core.series import CandleSeries, SeriesKey
@@ -54,6 +55,16 @@ class Pricing:
     fee: float
     slippage_bps: float
     cash: float
+    volume_slippage_bps: float = 0.0
+
+    def fill_model(self) -> FillModel:
+        return FillModel(FeeSchedule(maker=self.fee, taker=self.fee),
+                         Slippage(fixed_bps=self.slippage_bps,
+                                  volume_bps=self.volume_slippage_bps))
+
+    def to_json(self) -> dict[str, float]:
+        return {"fee": self.fee, "slippage_bps": self.slippage_bps,
+                "volume_slippage_bps": self.volume_slippage_bps, "cash": self.cash}
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,11 +79,15 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_pricing_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--fee``, ``--slippage-bps`` and ``--cash``."""
+    """``--fee``, ``--slippage-bps``, ``--volume-slippage-bps`` and ``--cash``."""
     parser.add_argument("--fee", default="0.001", help="maker and taker fee as a fraction"
                         " (default 0.001, i.e. 0.1 %%)")
     parser.add_argument("--slippage-bps", default="0", metavar="BPS",
                         help="fixed slippage of taker fills in basis points (default 0)")
+    parser.add_argument("--volume-slippage-bps", default="0", metavar="BPS",
+                        help="volume-aware slippage added to taker fills: BPS for an order as"
+                             " large as the candle's volume, growing with the square root of"
+                             " the share taken; at most 100 bps in all (default 0)")
     parser.add_argument("--cash", default="10000", help="starting cash in the quote currency"
                         " (default 10000)")
 
@@ -85,6 +100,8 @@ def parse_pricing(args: argparse.Namespace) -> Pricing:
                                   "basis points"),
         cash=parse_number(args.cash, "--cash", 0.0, MAX_CASH, "an amount of quote currency",
                           positive=True),
+        volume_slippage_bps=parse_number(args.volume_slippage_bps, "--volume-slippage-bps",
+                                         0.0, MAX_SLIPPAGE_BPS, "basis points"),
     )
 
 

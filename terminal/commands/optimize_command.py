@@ -104,7 +104,8 @@ def run_optimize_command(args: argparse.Namespace) -> int:
     windows = _walk_forward_options(args)
     data = load_candles(args)
     settings = RunSettings(symbol=data.symbol, cash=pricing.cash, fee=pricing.fee,
-                           slippage_bps=pricing.slippage_bps)
+                           slippage_bps=pricing.slippage_bps,
+                           volume_slippage_bps=pricing.volume_slippage_bps)
     progress = _Progress(sys.stderr)
     result: SearchResult | WalkForwardResult
     try:
@@ -123,9 +124,7 @@ def run_optimize_command(args: argparse.Namespace) -> int:
         payload = result.to_json(top=top or None) if isinstance(result, SearchResult) else (
             result.to_json())
         print_json({**data_json(data), **payload, "searched": searched, "fixed": fixed,
-                    "fee": pricing.fee,
-                    "slippage_bps": pricing.slippage_bps, "cash": pricing.cash,
-                    "workers": workers})
+                    **pricing.to_json(), "workers": workers})
     elif isinstance(result, SearchResult):
         _print_search(data, pricing, result, searched, fixed, top)
     else:

@@ -134,6 +134,7 @@ class RunSettings:
     fee: float = 0.001
     slippage_bps: float = 0.0
     risk: RiskLimits | None = None
+    volume_slippage_bps: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.cash) and self.cash > 0):
@@ -142,7 +143,8 @@ class RunSettings:
 
     def fill_model(self) -> FillModel:
         return FillModel(FeeSchedule(maker=self.fee, taker=self.fee),
-                         Slippage(fixed_bps=self.slippage_bps))
+                         Slippage(fixed_bps=self.slippage_bps,
+                                  volume_bps=self.volume_slippage_bps))
 
     def risk_check(self) -> RiskManager | None:
         """A fresh manager per run, so a tripped circuit breaker never leaks into the next."""

@@ -359,3 +359,16 @@ def test_a_cancel_set_before_the_start_runs_nothing() -> None:
     with pytest.raises(OptimizationCancelled, match="after 0 of"):
         walk(cancel=cancel, progress=lambda d, t: seen.append(d))
     assert seen == []
+
+
+def test_run_settings_carry_costs_into_every_backtest() -> None:
+    costly = RunSettings(fee=0.002, slippage_bps=3, volume_slippage_bps=40)
+    model = costly.fill_model()
+    assert (model.fees.taker, model.slippage.fixed_bps, model.slippage.volume_bps) == (
+        0.002, 3, 40)
+    point = [{"fast": 5, "slow": 20}]
+    cheap = search(CANDLES, SMA, point).evaluations[0]
+    dear = search(CANDLES, SMA, point, settings=costly).evaluations[0]
+    assert dear.metrics == direct(CANDLES, point[0], 0, len(CANDLES), costly).metrics
+    assert dear.metrics is not None and cheap.metrics is not None
+    assert dear.metrics.final_equity < cheap.metrics.final_equity
