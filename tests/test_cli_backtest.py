@@ -207,3 +207,24 @@ def test_a_file_the_importers_reject_is_refused(tmp_path: Path,
     path = write_lines(tmp_path / "bad.csv", lines)
     code, out, err = run(capsys, "--csv", str(path), *ANCHOR)
     assert (code, out) == (1, "") and "line 11" in err
+
+
+def test_stored_candles_backtest_like_the_file_they_came_from(
+        tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, _ = anchor_file(tmp_path, 700)
+    assert main(["--data-dir", str(data_dir), "import", str(path), "--symbol", "BTC/USDT",
+                 "--timeframe", "1h"]) == 0
+    capsys.readouterr()
+    from_file = run_json(capsys, "--csv", str(path), *ANCHOR)
+    code = main(["--data-dir", str(data_dir), "backtest", "--symbol", "BTC/USDT",
+                 "--timeframe", "1h", "--venue", "binance", *ANCHOR, "--json"])
+    stored = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert stored["final_equity"] == from_file["final_equity"]
+    assert stored["data"]["venue"] == "binance" and stored["data"]["filled_bars"] == 3
+    code = main(["--data-dir", str(data_dir), "optimize", "--symbol", "BTC/USDT",
+                 "--timeframe", "1h", "--venue", "binance", "--strategy", "sma_crossover",
+                 "--grid", "fast=20", "--grid", "slow=50", "--workers", "1", "--json"])
+    searched = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert searched["best"]["metrics"]["final_equity"] == from_file["final_equity"]
