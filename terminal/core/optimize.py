@@ -514,7 +514,8 @@ class _Runner:
             raise InvalidArgument(f"the number of worker processes must be at least 1, got"
                                   f" {workers}")
         self.candles, self.strategy, self.settings = candles, strategy, settings
-        self.workers = workers
+        # Starting a process costs more than a backtest; never start more than there is work.
+        self.workers = min(workers, max(total, 1))
         self.progress, self.cancel = progress, cancel
         self.total, self.done = total, 0
         self.pool: ProcessPoolExecutor | None = None
