@@ -372,7 +372,10 @@ class _Engine:
                                 entry.price, float(self.close[last]), entry.amount, entry.fee,
                                 0.0, ExitReason.END_OF_TEST.value))
         bars = np.arange(start, last + 1)
-        state = np.searchsorted(np.asarray(self.state_bars), bars, "right") - 1
+        # The state in force at each close is the number of state changes up to it: a count
+        # and a running sum, linear in the bars (a search per bar is not).
+        changed = np.asarray(self.state_bars[1:], dtype=np.int64) - start
+        state = np.cumsum(np.bincount(np.maximum(changed, 0), minlength=len(bars)))
         qty = np.asarray(self.state_qty)[state]
         equity = np.asarray(self.state_cash)[state] + qty * self.close[start:]
         hold_equity, hold_trade = self._buy_and_hold()
