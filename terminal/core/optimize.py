@@ -64,6 +64,8 @@ from terminal.core.timefmt import format_ms
 
 #: Most parameter sets one search may try; a bigger grid is almost always a typo.
 MAX_POINTS = 10_000
+#: The profit factor above which parameter sets rank by total return instead.
+PROFIT_FACTOR_CAP = 10.0
 #: Chunks per worker: small enough for smooth progress and quick cancellation, big enough
 #: that the cost of sending a task stays negligible.
 CHUNKS_PER_WORKER = 4
@@ -100,18 +102,19 @@ class Objective(Enum):
     def score(self, metrics: Metrics) -> float:
         """The figure parameter sets are ranked by.
 
-        A flat equity curve has no Sharpe ratio; it scores 0 (no excess return). A run
-        without losing trades has no profit factor: with winners it scores infinitely high,
-        without any trade infinitely low.
+        A flat equity curve has no Sharpe ratio; it scores 0 (no excess return). The profit
+        factor counts up to :data:`PROFIT_FACTOR_CAP`: beyond it (and for a run without losing
+        trades, which has none) sets tie and the higher total return wins, so that one lucky
+        trade does not beat a hundred good ones. A run without any trade scores lowest.
         """
         if self is Objective.SHARPE:
             value = metrics.sharpe if metrics.sharpe is not None else 0.0
         elif self is Objective.TOTAL_RETURN:
             value = metrics.total_return
         elif metrics.profit_factor is not None:
-            value = metrics.profit_factor
+            value = min(metrics.profit_factor, PROFIT_FACTOR_CAP)
         else:
-            value = math.inf if metrics.trades else -math.inf
+            value = PROFIT_FACTOR_CAP if metrics.trades else -math.inf
         return value if not math.isnan(value) else -math.inf
 
     def comparable(self, metrics: Metrics) -> float | None:

@@ -1,6 +1,7 @@
 import json
 import math
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,10 +11,13 @@ from terminal.core.errors import InvalidArgument
 from terminal.core.model import Timeframe
 from terminal.core.optimize import (
     MAX_POINTS,
+    PROFIT_FACTOR_CAP,
+    Evaluation,
     Objective,
     OptimizationCancelled,
     RunSettings,
     Window,
+    _ranked,
     grid_points,
     random_points,
     search,
@@ -197,6 +201,20 @@ def test_objective_parse_and_scores_of_degenerate_runs() -> None:
     assert flat.trades == 0
     assert Objective.SHARPE.score(flat) == 0.0
     assert Objective.PROFIT_FACTOR.score(flat) == -math.inf
+
+
+def test_a_profit_factor_beyond_the_cap_ranks_by_total_return() -> None:
+    lucky = run_backtest(CANDLES.take(0, 60), SmaCrossover({"fast": 5, "slow": 57}),
+                         lookahead_cuts=0).metrics
+    one_win = replace(lucky, trades=1, profit_factor=None, total_return=0.01)
+    steady = replace(lucky, trades=80, profit_factor=25.0, total_return=0.4)
+    modest = replace(lucky, trades=80, profit_factor=2.0, total_return=0.9)
+    assert Objective.PROFIT_FACTOR.score(one_win) == PROFIT_FACTOR_CAP
+    assert Objective.PROFIT_FACTOR.score(steady) == PROFIT_FACTOR_CAP
+    assert Objective.PROFIT_FACTOR.score(modest) == 2.0
+    ranked = _ranked([Evaluation({"n": 1}, 0, 60, one_win), Evaluation({"n": 2}, 0, 60, modest),
+                      Evaluation({"n": 3}, 0, 60, steady)], Objective.PROFIT_FACTOR)
+    assert [e.params["n"] for e in ranked] == [3, 1, 2]
 
 
 def test_bad_run_settings_are_refused() -> None:
