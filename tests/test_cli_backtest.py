@@ -175,6 +175,19 @@ def test_slippage_costs_money_and_is_reported(tmp_path: Path,
     assert code == 0 and "volume-aware slippage 50 bps" in out
 
 
+def test_take_profits_pay_the_maker_fee(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    path, _ = anchor_file(tmp_path, 800)
+    target = (*ANCHOR, "--param", "take_profit_pct=1")
+    taker = run_json(capsys, "--csv", str(path), *target)
+    maker = run_json(capsys, "--csv", str(path), *target, "--maker-fee", "0")
+    assert (taker["maker_fee"], maker["maker_fee"], maker["fee"]) == (FEE, 0.0, FEE)
+    exits = [t for t in maker["trade_list"] if t["exit_reason"] == "take_profit"]
+    assert exits and maker["final_equity"] > taker["final_equity"]
+    code, out, _ = run(capsys, "--csv", str(path), *target, "--maker-fee", "0.0002")
+    assert code == 0 and "fee 0.1 % (maker 0.02 %)" in out
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (("--strategy", "moon"), "unknown strategy 'moon'"),
     (("--strategy", "sma_crossover", "--param", "speed=3"), "no parameter 'speed'"),
@@ -186,6 +199,7 @@ def test_slippage_costs_money_and_is_reported(tmp_path: Path,
     (("--strategy", "sma_crossover", "--cash", "0"), "--cash is an amount"),
     (("--strategy", "sma_crossover", "--cash", "nan"), "--cash is an amount"),
     (("--strategy", "sma_crossover", "--param", "fast"), "--param expects NAME=VALUE"),
+    (("--strategy", "sma_crossover", "--maker-fee", "0.5"), "--maker-fee is a fraction"),
     (("--strategy", "sma_crossover", "--volume-slippage-bps", "-1"),
      "--volume-slippage-bps is basis points"),
 ])

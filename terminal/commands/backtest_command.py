@@ -149,8 +149,9 @@ def _print_summary(data: CandleData, result: BacktestResult, pricing: Pricing) -
     slippage = "".join(
         f"; {label} slippage {bps:g} bps" for label, bps in
         (("fixed", pricing.slippage_bps), ("volume-aware", pricing.volume_slippage_bps)) if bps)
+    maker = "" if pricing.maker == pricing.fee else f" (maker {pricing.maker * 100:g} %)"
     print(f"strategy {result.strategy} {params}; warm-up {result.warmup_bars} bars;"
-          f" fee {pricing.fee * 100:g} %{slippage}; cash {result.initial_cash:,.2f}")
+          f" fee {pricing.fee * 100:g} %{maker}{slippage}; cash {result.initial_cash:,.2f}")
     ours, hold = result.metrics.to_json(), result.buy_and_hold.to_json()
     print(f"{'':<18}{'strategy':>16}{'buy & hold':>16}")
     rows = [("final equity", "final_equity", _money), ("total return", "total_return", _pct),

@@ -56,14 +56,20 @@ class Pricing:
     slippage_bps: float
     cash: float
     volume_slippage_bps: float = 0.0
+    maker_fee: float | None = None
+
+    @property
+    def maker(self) -> float:
+        """The fee of limit fills reached inside a candle (take profits, resting limits)."""
+        return self.fee if self.maker_fee is None else self.maker_fee
 
     def fill_model(self) -> FillModel:
-        return FillModel(FeeSchedule(maker=self.fee, taker=self.fee),
+        return FillModel(FeeSchedule(maker=self.maker, taker=self.fee),
                          Slippage(fixed_bps=self.slippage_bps,
                                   volume_bps=self.volume_slippage_bps))
 
     def to_json(self) -> dict[str, float]:
-        return {"fee": self.fee, "slippage_bps": self.slippage_bps,
+        return {"fee": self.fee, "maker_fee": self.maker, "slippage_bps": self.slippage_bps,
                 "volume_slippage_bps": self.volume_slippage_bps, "cash": self.cash}
 
 
@@ -79,9 +85,11 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_pricing_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--fee``, ``--slippage-bps``, ``--volume-slippage-bps`` and ``--cash``."""
-    parser.add_argument("--fee", default="0.001", help="maker and taker fee as a fraction"
-                        " (default 0.001, i.e. 0.1 %%)")
+    """``--fee``, ``--maker-fee``, ``--slippage-bps``, ``--volume-slippage-bps``, ``--cash``."""
+    parser.add_argument("--fee", default="0.001", help="taker fee (and maker fee unless"
+                        " --maker-fee says otherwise) as a fraction (default 0.001, i.e. 0.1 %%)")
+    parser.add_argument("--maker-fee", metavar="FEE", help="fee of limit fills reached inside"
+                        " a candle, such as take profits (default: --fee)")
     parser.add_argument("--slippage-bps", default="0", metavar="BPS",
                         help="fixed slippage of taker fills in basis points (default 0)")
     parser.add_argument("--volume-slippage-bps", default="0", metavar="BPS",
@@ -102,6 +110,9 @@ def parse_pricing(args: argparse.Namespace) -> Pricing:
                           positive=True),
         volume_slippage_bps=parse_number(args.volume_slippage_bps, "--volume-slippage-bps",
                                          0.0, MAX_SLIPPAGE_BPS, "basis points"),
+        maker_fee=None if args.maker_fee is None else parse_number(
+            args.maker_fee, "--maker-fee", 0.0, MAX_FEE,
+            "a fraction of the notional (0.0002 is 0.02 %)"),
     )
 
 

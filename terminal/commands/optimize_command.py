@@ -105,7 +105,8 @@ def run_optimize_command(args: argparse.Namespace) -> int:
     data = load_candles(args)
     settings = RunSettings(symbol=data.symbol, cash=pricing.cash, fee=pricing.fee,
                            slippage_bps=pricing.slippage_bps,
-                           volume_slippage_bps=pricing.volume_slippage_bps)
+                           volume_slippage_bps=pricing.volume_slippage_bps,
+                           maker_fee=pricing.maker_fee)
     progress = _Progress(sys.stderr)
     result: SearchResult | WalkForwardResult
     try:

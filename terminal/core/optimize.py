@@ -138,6 +138,8 @@ class RunSettings:
     slippage_bps: float = 0.0
     risk: RiskLimits | None = None
     volume_slippage_bps: float = 0.0
+    #: The fee of limit fills reached inside a candle; None: ``fee``.
+    maker_fee: float | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.cash) and self.cash > 0):
@@ -145,7 +147,8 @@ class RunSettings:
         self.fill_model()
 
     def fill_model(self) -> FillModel:
-        return FillModel(FeeSchedule(maker=self.fee, taker=self.fee),
+        maker = self.fee if self.maker_fee is None else self.maker_fee
+        return FillModel(FeeSchedule(maker=maker, taker=self.fee),
                          Slippage(fixed_bps=self.slippage_bps,
                                   volume_bps=self.volume_slippage_bps))
 

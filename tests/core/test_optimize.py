@@ -382,8 +382,9 @@ def test_a_cancel_set_before_the_start_runs_nothing() -> None:
 def test_run_settings_carry_costs_into_every_backtest() -> None:
     costly = RunSettings(fee=0.002, slippage_bps=3, volume_slippage_bps=40)
     model = costly.fill_model()
-    assert (model.fees.taker, model.slippage.fixed_bps, model.slippage.volume_bps) == (
-        0.002, 3, 40)
+    assert (model.fees.maker, model.fees.taker, model.slippage.fixed_bps,
+            model.slippage.volume_bps) == (0.002, 0.002, 3, 40)
+    assert RunSettings(fee=0.002, maker_fee=0.0).fill_model().fees.maker == 0.0
     point = [{"fast": 5, "slow": 20}]
     cheap = search(CANDLES, SMA, point).evaluations[0]
     dear = search(CANDLES, SMA, point, settings=costly).evaluations[0]
