@@ -14,6 +14,8 @@ import numpy.typing as npt
 from terminal.core.errors import InvalidArgument
 
 FloatArray = npt.NDArray[np.float64]
+#: Windows summed together: 256 KB of float64, which fits a core's L2 cache.
+_BLOCK = 32_768
 
 
 def sma(values: FloatArray, period: int) -> FloatArray:
@@ -64,13 +66,15 @@ def _window_sum(values: FloatArray, period: int) -> FloatArray:
     _check_period(period)
     out = np.full(len(values), np.nan)
     windows = len(values) - period + 1
-    if windows > 0:
-        # Every window is summed left to right in the same order, one contiguous vector add
-        # per position in the window (4x faster than reducing a strided sliding view).
-        sums = values[:windows].astype(np.float64, copy=True)
+    # Every window is summed left to right in the same order, one contiguous vector add per
+    # position in the window (4x faster than reducing a strided sliding view), a block of
+    # windows at a time so that the operands stay in the CPU cache on long histories.
+    for first in range(0, max(windows, 0), _BLOCK):
+        last = min(first + _BLOCK, windows)
+        sums = out[period - 1 + first:period - 1 + last]
+        sums[:] = values[first:last]
         for offset in range(1, period):
-            sums += values[offset:offset + windows]
-        out[period - 1:] = sums
+            sums += values[first + offset:last + offset]
     return out
 
 
