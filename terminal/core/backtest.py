@@ -371,13 +371,13 @@ class _Engine:
             trades.append(Trade(entry_bar, last, entry.time_ms, int(candles.open_time[last]),
                                 entry.price, float(self.close[last]), entry.amount, entry.fee,
                                 0.0, ExitReason.END_OF_TEST.value))
-        bars = np.arange(start, last + 1)
-        # The state in force at each close is the number of state changes up to it: a count
-        # and a running sum, linear in the bars (a search per bar is not).
-        changed = np.asarray(self.state_bars[1:], dtype=np.int64) - start
-        state = np.cumsum(np.bincount(np.maximum(changed, 0), minlength=len(bars)))
-        qty = np.asarray(self.state_qty)[state]
-        equity = np.asarray(self.state_cash)[state] + qty * self.close[start:]
+        bars = last + 1 - start
+        # Each account state holds from the close of its fill's bar to the next state's:
+        # runs of equal values, built by repetition (linear, no search or index per bar).
+        begins = np.maximum(np.asarray(self.state_bars[1:], dtype=np.int64) - start, 0)
+        lengths = np.diff(np.r_[0, begins, bars])
+        qty = np.repeat(np.asarray(self.state_qty), lengths)
+        equity = np.repeat(np.asarray(self.state_cash), lengths) + qty * self.close[start:]
         hold_equity, hold_trade = self._buy_and_hold()
         return BacktestResult(
             strategy=strategy.name,
@@ -391,7 +391,7 @@ class _Engine:
             equity=equity,
             buy_and_hold_equity=hold_equity,
             metrics=compute_metrics(equity, qty > 0, trades, candles.timeframe),
-            buy_and_hold=compute_metrics(hold_equity, np.arange(len(bars)) > 0, [hold_trade],
+            buy_and_hold=compute_metrics(hold_equity, np.arange(bars) > 0, [hold_trade],
                                          candles.timeframe),
             trades=tuple(trades),
             fills=tuple(self.fills),
