@@ -86,13 +86,17 @@ def backtest_call(candles: CandleSeries) -> BacktestResult:
                         fill_model=FillModel(FeeSchedule(FEE, FEE)))
 
 
-def median_time(runs: int, action: Callable[[], object]) -> float:
+def timings(runs: int, action: Callable[[], object]) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         action()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def median_time(runs: int, action: Callable[[], object]) -> float:
+    return statistics.median(timings(runs, action))
 
 
 def bench_cli(data: Path) -> float:
@@ -182,15 +186,25 @@ def rows(data: Path) -> list[Row]:
         label = "a synthetic series ({bars:,} 1h bars)"
     result: list[Row] = []
     anchor = backtest_call(base)
-    single = median_time(21, lambda: backtest_call(base))
+    short_runs = timings(21, lambda: backtest_call(base))
+    single = statistics.median(short_runs)
     result.append((f"backtest call, SMA 20/50 on {label.format(bars=len(base))}, results and"
                    f" look-ahead check included ({anchor.metrics.trades} trades, final equity"
                    f" {anchor.metrics.final_equity:,.2f})", f"{single * 1000:.1f} ms",
                    "<= 30 ms"))
     longer = repeated(base, REPEAT)
-    tenfold = median_time(7, lambda: backtest_call(longer))
-    result.append((f"the same on the series repeated {REPEAT}x ({len(longer):,} bars)",
-                   f"{tenfold * 1000:.1f} ms ({tenfold / single:.1f}x)", "linear (~10x)"))
+    long_runs = timings(7, lambda: backtest_call(longer))
+    longest = repeated(base, 2 * REPEAT)
+    longest_runs = timings(3, lambda: backtest_call(longest))
+    # Other processes on the machine stretch some runs; the fastest run of each size shows
+    # how the work itself grows, per bar.
+    per_bar = [min(runs) / bars * 1e6 for runs, bars in (
+        (short_runs, len(base)), (long_runs, len(longer)), (longest_runs, 2 * len(longer)))]
+    result.append((f"the same on the series repeated {REPEAT}x ({len(longer):,} bars); cost per"
+                   f" bar at 1x, {REPEAT}x and {2 * REPEAT}x (fastest runs)",
+                   f"{statistics.median(long_runs) * 1000:.1f} ms ("
+                   + " / ".join(f"{cost:.2f}" for cost in per_bar) + " µs)",
+                   "linear (~10x)"))
     if (data / FILE).exists():
         result.append(("the whole `backtest` CLI process, same case", f"{bench_cli(data):.2f} s",
                        "<= 1.5 s"))
