@@ -65,7 +65,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     data = load_candles(args)
     strategy = _strategy(args, params, pricing.fee, data.series)
     result = run_backtest(data.series, strategy, symbol=data.symbol, cash=pricing.cash,
-                          fill_model=pricing.fill_model())
+                          fill_model=pricing.settings(data.symbol).fill_model())
     if plot_path is not None:
         from terminal.ui.report_plot import render_report
 

@@ -18,9 +18,9 @@ from typing import Any
 from terminal.cli import as_path
 from terminal.core.backtest import fill_missing_bars
 from terminal.core.errors import InvalidArgument
-from terminal.core.fills import FeeSchedule, FillModel, Slippage
 from terminal.core.marketdata import find_gaps
 from terminal.core.model import Timeframe, normalize_symbol
+from terminal.core.optimize import RunSettings
 from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.timefmt import format_ms
 
@@ -63,10 +63,12 @@ class Pricing:
         """The fee of limit fills reached inside a candle (take profits, resting limits)."""
         return self.fee if self.maker_fee is None else self.maker_fee
 
-    def fill_model(self) -> FillModel:
-        return FillModel(FeeSchedule(maker=self.maker, taker=self.fee),
-                         Slippage(fixed_bps=self.slippage_bps,
-                                  volume_bps=self.volume_slippage_bps))
+    def settings(self, symbol: str) -> RunSettings:
+        """These costs as the settings every backtest of a run uses."""
+        return RunSettings(symbol=symbol, cash=self.cash, fee=self.fee,
+                           slippage_bps=self.slippage_bps,
+                           volume_slippage_bps=self.volume_slippage_bps,
+                           maker_fee=self.maker_fee)
 
     def to_json(self) -> dict[str, float]:
         return {"fee": self.fee, "maker_fee": self.maker, "slippage_bps": self.slippage_bps,

@@ -32,7 +32,6 @@ from terminal.core.optimize import (
     MAX_POINTS,
     Objective,
     Params,
-    RunSettings,
     SearchResult,
     WalkForwardResult,
     grid_points,
@@ -103,10 +102,7 @@ def run_optimize_command(args: argparse.Namespace) -> int:
     top = _whole(args.top, "--top", 0, MAX_POINTS)
     windows = _walk_forward_options(args)
     data = load_candles(args)
-    settings = RunSettings(symbol=data.symbol, cash=pricing.cash, fee=pricing.fee,
-                           slippage_bps=pricing.slippage_bps,
-                           volume_slippage_bps=pricing.volume_slippage_bps,
-                           maker_fee=pricing.maker_fee)
+    settings = pricing.settings(data.symbol)
     progress = _Progress(sys.stderr)
     result: SearchResult | WalkForwardResult
     try:
