@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -7,6 +8,7 @@ from typing import Any
 import pytest
 
 from terminal.cli import main
+from terminal.commands.optimize_command import _Progress
 from terminal.core.optimize import Objective, RunSettings, grid_points, search, walk_forward
 from tests.factories import generic_lines, write_lines
 from tests.test_cli_backtest import market
@@ -123,3 +125,26 @@ def test_strategies_that_cannot_be_searched(candle_file: Path,
     code, _, err = run(capsys, "--csv", str(candle_file), "--strategy", "moon", "--grid",
                        "fast=5")
     assert code == 1 and "unknown strategy 'moon'" in err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_updates_one_line_on_a_terminal_and_writes_tenths_elsewhere() -> None:
+    screen = _Terminal()
+    progress = _Progress(screen)
+    for done in (1, 2, 4):
+        progress(done, 4)
+    progress.finish()
+    assert screen.getvalue() == ("\rbacktests: 1 of 4\rbacktests: 2 of 4\rbacktests: 4 of 4"
+                                 "\n")
+    log = io.StringIO()
+    progress = _Progress(log)
+    for done in range(1, 101):
+        progress(done, 100)
+    progress.finish()
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "backtests: 1 of 100" and lines[-1] == "backtests: 100 of 100"
+    assert len(lines) == 11

@@ -256,14 +256,17 @@ def test_the_out_of_sample_runs_chain_into_one_equity_curve() -> None:
     result = walk()
     assert np.array_equal(result.times, CANDLES.open_time[300:900])
     assert len(result.equity) == len(result.returns) == 600 and result.returns[0] == 0.0
-    capital, pieces, trades = 10_000.0, [], 0
+    capital, pieces, trades, held_bars = 10_000.0, [], 0, 0.0
     for window in result.windows:
         assert window.params is not None
         run = direct(CANDLES, window.params, *window.window.out_of_sample)
         pieces.append(run.equity * capital / 10_000.0)
         capital *= run.metrics.final_equity / 10_000.0
         trades += run.metrics.trades
+        # No run holds at its first close (its first decision fills a bar later).
+        held_bars += run.metrics.exposure * (len(run.equity) - 1)
     assert result.equity == pytest.approx(np.concatenate(pieces), rel=1e-12)
+    assert result.metrics.exposure == pytest.approx(held_bars / 599)
     assert result.metrics.final_equity == pytest.approx(capital, rel=1e-12)
     assert result.metrics.trades == trades > 0
     assert result.metrics.initial_equity == 10_000.0
