@@ -37,6 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of a text report stopped early (`... | head`): not an error.
+        _silence_stdout()
+        return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,9 +93,14 @@ def print_json(payload: dict[str, Any]) -> None:
         sys.stdout.write("\n")
         sys.stdout.flush()
     except BrokenPipeError:
-        # The reader stopped early (`... --json | head`); point stdout at devnull so the
-        # interpreter's own flush at exit does not fail a second time.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # The reader stopped early (`... --json | head`).
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull, so the interpreter's own flush at exit does not fail again
+    on a pipe whose reader has gone."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def fail(message: str) -> int:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +244,14 @@ def test_stored_candles_backtest_like_the_file_they_came_from(
     searched = json.loads(capsys.readouterr().out)
     assert code == 0
     assert searched["best"]["metrics"]["final_equity"] == from_file["final_equity"]
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path: Path) -> None:
+    path, _ = anchor_file(tmp_path, 300)
+    process = subprocess.Popen([sys.executable, "-m", "terminal", "backtest", "--csv",
+                                str(path), *ANCHOR], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # `... | head -0`
+    errors = process.stderr.read()
+    assert (process.wait(timeout=60), errors) == (0, b"")
