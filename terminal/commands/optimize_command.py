@@ -9,6 +9,7 @@ Candles and costs are read exactly as ``backtest`` reads them (the shared
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -290,7 +291,8 @@ def _print_search(data: CandleData, pricing: Pricing, result: SearchResult,
     for rank, evaluation in enumerate(shown, start=1):
         figures = _figures(evaluation.metrics)
         score = evaluation.score(result.objective)
-        print(f"{rank:>4}  {_params(evaluation.params, searched):<28}{_num(score):>9}{figures}")
+        print(f"{rank:>4}  {_params(evaluation.params, searched):<28}"
+              f"{_score(result.objective, score):>9}{figures}")
         if evaluation.error:
             print(f"{'':>6}not run: {evaluation.error}")
     if result.skipped:
@@ -325,8 +327,8 @@ def _print_walk_forward(data: CandleData, pricing: Pricing, result: WalkForwardR
         inside = None if window.in_sample is None else result.objective.score(window.in_sample)
         outside = (None if window.out_of_sample is None
                    else result.objective.score(window.out_of_sample))
-        print(f"{window.window.index:>3}  {span:<23}  {chosen:<28}{_num(inside):>9}"
-              f"{_num(outside):>10}")
+        print(f"{window.window.index:>3}  {span:<23}  {chosen:<28}"
+              f"{_score(result.objective, inside):>9}{_score(result.objective, outside):>10}")
         if window.note:
             print(f"{'':>5}{window.note}")
     metrics = result.metrics
@@ -363,6 +365,13 @@ def _params(params: Params, names: Sequence[str]) -> str:
 
 def _value(value: ParamValue) -> str:
     return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _score(objective: Objective, value: float | None) -> str:
+    """A score as users read that objective: total return in percent, ratios plain."""
+    if objective is Objective.TOTAL_RETURN and value is not None and math.isfinite(value):
+        return f"{value * 100:.2f}%"
+    return _num(value)
 
 
 def _num(value: float | None) -> str:
