@@ -56,6 +56,7 @@ from terminal.core.model import (
     OrderStatus,
     OrderType,
     Position,
+    to_decimal,
 )
 from terminal.core.portfolio import PositionBook, build_positions
 from terminal.core.ports import OrderRequest, TradingVenue
@@ -373,7 +374,7 @@ class OrderManager:
     def _request(self, intent: OrderIntent, amount: float, instrument: Instrument
                  ) -> tuple[OrderRequest | None, str]:
         """The venue request for an approved intent, rounded the venue's way, or why not."""
-        size = instrument.round_amount(Decimal(repr(amount)))
+        size = instrument.round_amount(to_decimal(amount))
         if size <= 0 or size < instrument.min_amount:
             smallest = max(instrument.min_amount, instrument.lot_size)
             return None, (f"{amount:.8g} {instrument.base} is below the smallest {intent.symbol}"
@@ -382,7 +383,7 @@ class OrderManager:
         def price(value: float | None) -> Decimal | None:
             if value is None:
                 return None
-            return instrument.round_price(Decimal(repr(value)))
+            return instrument.round_price(to_decimal(value))
 
         request = OrderRequest(
             client_order_id=self._new_id(), symbol=intent.symbol, side=intent.side,
@@ -390,9 +391,9 @@ class OrderManager:
             stop_price=price(intent.stop_price), take_profit=price(intent.take_profit),
             stop_loss=price(intent.stop_loss),
             trailing_stop_pct=(None if intent.trailing_stop_pct is None
-                               else Decimal(repr(intent.trailing_stop_pct))))
+                               else to_decimal(intent.trailing_stop_pct)))
         reference = request.price or request.stop_price or (
-            Decimal(repr(self._prices[intent.symbol])) if intent.symbol in self._prices
+            to_decimal(self._prices[intent.symbol]) if intent.symbol in self._prices
             else None)
         if (reference is not None and instrument.min_notional
                 and size * reference < instrument.min_notional):

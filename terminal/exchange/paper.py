@@ -66,6 +66,7 @@ from terminal.core.model import (
     Timeframe,
     TimeInForce,
     VenueKind,
+    to_decimal,
 )
 from terminal.core.ports import MarketDataVenue, OrderRequest
 from terminal.core.storage import Store
@@ -346,7 +347,7 @@ class PaperVenue:
         else:
             level = rule.stop_level()
             assert level is not None
-            kind, price, stop = OrderType.STOP, None, Decimal(repr(level[0]))
+            kind, price, stop = OrderType.STOP, None, to_decimal(level[0])
         order = Order(
             client_order_id=protection.client_order_id + EXIT_SUFFIXES[reason],
             venue=self._id, symbol=symbol, side=OrderSide.SELL, type=kind, amount=amount,
@@ -389,7 +390,7 @@ class PaperVenue:
     def last_price(self, symbol: str) -> Decimal | None:
         """The newest price the account has seen for ``symbol``."""
         cursor = self._cursors.get(symbol)
-        return None if cursor is None else Decimal(repr(cursor.candle.close))
+        return None if cursor is None else to_decimal(cursor.candle.close)
 
     # --- internals --------------------------------------------------------------------------
 
@@ -445,7 +446,7 @@ class PaperVenue:
     def _reservation(self, request: OrderRequest, last: float, instrument: Instrument
                      ) -> Decimal:
         """What the order holds, after checking the free balance covers it."""
-        reference = request.price or request.stop_price or Decimal(repr(last))
+        reference = request.price or request.stop_price or to_decimal(last)
         notional = request.amount * reference
         if instrument.min_notional and notional < instrument.min_notional:
             raise OrderRejected(
@@ -461,7 +462,7 @@ class PaperVenue:
                 raise InsufficientFunds(
                     f"cannot sell {request.amount} {instrument.base}: {free} free")
             return request.amount
-        rate = Decimal(repr(max(self._model.fees.maker, self._model.fees.taker)))
+        rate = to_decimal(max(self._model.fees.maker, self._model.fees.taker))
         needed = notional * (1 + rate)
         free = self._balance(instrument.quote).free
         # A market buy sized from the last price may exceed it by the float rounding of its
@@ -539,9 +540,9 @@ class PaperVenue:
         # A fill of the whole remainder keeps its exact Decimal amount; only a buy cut to
         # what the money pays for takes the fill model's float amount.
         capped = sim.amount < float(remaining)
-        amount = Decimal(repr(sim.amount)) if capped else remaining
-        price = Decimal(repr(sim.price))
-        fee = Decimal(repr(sim.fee))
+        amount = to_decimal(sim.amount) if capped else remaining
+        price = to_decimal(sim.price)
+        fee = to_decimal(sim.fee)
         quote, base = self._balance(instrument.quote), self._balance(instrument.base)
         if order.side is OrderSide.BUY:
             spent = price * amount + fee
@@ -626,7 +627,7 @@ def _float(value: Decimal | None) -> float | None:
 
 
 def _decimal(value: float | None) -> Decimal | None:
-    return None if value is None else Decimal(repr(value))
+    return None if value is None else to_decimal(value)
 
 
 def _marketable(side: OrderSide, limit: Decimal | None, price: float) -> bool:
