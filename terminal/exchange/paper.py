@@ -460,7 +460,7 @@ class PaperVenue:
             free = self._balance(instrument.base).free
             if request.amount > free:
                 raise InsufficientFunds(
-                    f"cannot sell {request.amount} {instrument.base}: {free} free")
+                    f"cannot sell {_plain(request.amount)} {instrument.base}: {_plain(free)} free")
             return request.amount
         rate = to_decimal(max(self._model.fees.maker, self._model.fees.taker))
         needed = notional * (1 + rate)
@@ -470,7 +470,7 @@ class PaperVenue:
         tolerance = free * Decimal("1e-9") if request.type is OrderType.MARKET else ZERO
         if needed > free + tolerance:
             raise InsufficientFunds(
-                f"a {request.amount} {instrument.base} buy needs about {needed:.2f}"
+                f"a {_plain(request.amount)} {instrument.base} buy needs about {needed:.2f}"
                 f" {instrument.quote} including the fee; {free:.2f} {instrument.quote} free")
         return min(needed, free)
 
@@ -572,8 +572,8 @@ class PaperVenue:
         else:
             updated = order.with_status(
                 OrderStatus.CANCELED, filled=filled, average_price=average,
-                reject_reason=f"only {amount} {instrument.base} could be paid for at {price};"
-                              " the rest was canceled")
+                reject_reason=f"only {_plain(amount)} {instrument.base} could be paid for at"
+                              f" {_plain(price)}; the rest was canceled")
         if reserved_left:
             self._release(state, reserved_left)
         self._put(PaperOrderState(updated, ZERO, state.triggered, now))
@@ -620,6 +620,11 @@ def _segment(cursor: PriceCursor | None, candle: Candle) -> Candle | None:
     low = candle.low if candle.low < seen.low else min(start, end)
     return Candle(candle.open_time, start, high, low, end,
                   max(candle.volume - seen.volume, 0.0))
+
+
+def _plain(value: Decimal) -> str:
+    """A Decimal for a message: no exponent, no trailing zeros."""
+    return format(value.normalize(), "f")
 
 
 def _float(value: Decimal | None) -> float | None:
