@@ -46,13 +46,6 @@ PRECISION = instrument(Decimal("0.01"), Decimal("0.0001"), min_amount=Decimal("0
                        min_notional=Decimal(5))
 
 
-@pytest.fixture
-def store(data_dir) -> Store:  # type: ignore[no-untyped-def]
-    opened = Store.open(data_dir)
-    yield opened  # type: ignore[misc]
-    opened.close()
-
-
 class FaultyVenue:
     """A paper venue whose calls fail as scripted: ``faults[name]`` is a list of actions
     taken on successive calls (an exception to raise before the call, ``"after"`` to make
