@@ -34,6 +34,7 @@ from terminal.core.errors import InvalidArgument, TerminalError
 from terminal.core.events import CandleUpdated, ErrorRaised
 from terminal.core.model import Timeframe
 from terminal.core.paths import APP_DISPLAY_NAME, APP_NAME, resolve_data_dir
+from terminal.core.secrets import install_log_redaction
 from terminal.core.services import MarketDataService
 from terminal.core.settings import SettingsFile, SimulatedMarketSettings
 from terminal.core.storage import Store
@@ -178,6 +179,7 @@ def run_window(data_dir: str | None, sim_speed: float | None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     if not display_available():
         print("error: no display found (DISPLAY is not set); run the terminal in a desktop "
               "session, or use the command line commands (see --help)", file=sys.stderr)

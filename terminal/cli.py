@@ -26,6 +26,9 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from terminal.core.secrets import install_log_redaction
+
+    install_log_redaction()
     parser = build_parser()
     args = parser.parse_args(argv)
     command: Command = getattr(args, "run", _run_window)

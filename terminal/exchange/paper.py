@@ -41,7 +41,6 @@ The exit is recorded as a filled order whose client order id is the entry's plus
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -76,8 +75,6 @@ from terminal.core.storage.paper import (
     PaperProtection,
     PriceCursor,
 )
-
-log = logging.getLogger(__name__)
 
 VENUE_ID = "paper"
 DEFAULT_QUOTE = "USDT"
