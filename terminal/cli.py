@@ -59,12 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
         backtest_command,
         data_commands,
         import_command,
+        keys_command,
+        paper_command,
         screenshot_command,
         selfcheck_command,
     )
 
     for command in (import_command, data_commands, backtest_command, screenshot_command,
-                    selfcheck_command):
+                    selfcheck_command, paper_command, keys_command):
         command.register(commands)
     return parser
 

@@ -168,7 +168,12 @@ class PaperVenue:
             self._protections = snapshot.protections
 
     def reset(self, starting_cash: Decimal | None = None, quote: str | None = None) -> None:
-        """Forget every order, fill and holding; start again with ``starting_cash``."""
+        """Forget every order, fill and holding; start again with ``starting_cash``.
+
+        The order manager's records of this account (orders, fills, closed trades) go too,
+        in the same transaction: a history whose positions the account no longer holds
+        would contradict it.
+        """
         current = self._account
         cash = starting_cash if starting_cash is not None else (
             current.starting_cash if current else self._initial[0])
@@ -178,7 +183,9 @@ class PaperVenue:
 
     def _start(self, cash: Decimal, quote: str) -> None:
         account = PaperAccount(self._id, quote, cash, 1, self._clock.now_ms())
-        self._store.paper.reset(account)
+        with self._store.transaction() as transaction:
+            transaction.paper.reset(account)
+            transaction.orders.forget_venue(self._id)
         self._account = account
         self._balances = {quote: Balance(quote, cash)}
         self._open = {}
@@ -277,15 +284,21 @@ class PaperVenue:
         made. An update older than the cursor is ignored: its movement was worked already.
         """
         self._require_account()
+        fills, moved = self._advance(symbol, candle, closed=closed, at_ms=at_ms)
+        if moved:
+            self._save(fills=fills, cursors={symbol: self._cursors[symbol]})
+        return fills
+
+    def _advance(self, symbol: str, candle: Candle, *, closed: bool,
+                 at_ms: int | None) -> tuple[list[Fill], bool]:
+        """:meth:`observe` without saving: the fills, and whether the cursor moved."""
         cursor = self._cursors.get(symbol)
-        segment = _segment(cursor, candle)
+        if cursor is not None and cursor.candle.open_time > candle.open_time:
+            return [], False
         self._cursors[symbol] = PriceCursor(candle, closed)
+        segment = _segment(cursor, candle)
         if segment is None:
-            if cursor is not None and cursor.candle.open_time > candle.open_time:
-                self._cursors[symbol] = cursor
-                return []
-            self._save(cursors={symbol: self._cursors[symbol]})
-            return []
+            return [], True
         if at_ms is None:
             at_ms = self._clock.now_ms()
         fresh = cursor is None or cursor.candle.open_time != candle.open_time
@@ -304,8 +317,7 @@ class PaperVenue:
                                    high_water=protection.high_water).after_close(candle.high)
             self._set_protection(symbol, replace(protection,
                                                  high_water=ratcheted.high_water))
-        self._save(fills=fills, cursors={symbol: self._cursors[symbol]})
-        return fills
+        return fills, True
 
     def protection(self, symbol: str) -> PaperProtection | None:
         """The protective exits guarding the ``symbol`` position, if any."""
@@ -360,7 +372,9 @@ class PaperVenue:
         """Work the orders on every ``timeframe`` candle that closed since the cursor.
 
         A symbol seen for the first time starts at its latest closed candle (nothing is
-        replayed from before the account knew it).
+        replayed from before the account knew it); one with nothing working (no open order,
+        no protective exit) jumps straight there too. Each chunk of candles is saved in one
+        transaction.
         """
         await self.open()
         fills: list[Fill] = []
@@ -368,19 +382,24 @@ class PaperVenue:
         for symbol in symbols:
             self._instrument(symbol)
             cursor = self._cursors.get(symbol)
-            if cursor is None:
-                start = now - 3 * timeframe.ms
+            working = symbol in self._protections or any(
+                s.order.symbol == symbol for s in self._open.values())
+            if cursor is None or not working:
+                start = max(now - 3 * timeframe.ms, 0 if cursor is None
+                            else cursor.candle.open_time)
             else:
                 start = cursor.candle.open_time + (timeframe.ms if cursor.closed else 0)
             while start < now:
                 end = min(now, start + _CATCH_UP_CHUNK * timeframe.ms)
                 series = await self._market.fetch_candles(symbol, timeframe, start, end)
-                candles = [series[i] for i in range(len(series))]
-                if cursor is None and candles:
-                    candles = candles[-1:]
-                for candle in candles:
-                    fills.extend(self.observe(symbol, candle, closed=True,
-                                              at_ms=candle.open_time + timeframe.ms))
+                made: list[Fill] = []
+                for i in range(len(series)):
+                    candle = series[i]
+                    made.extend(self._advance(symbol, candle, closed=True,
+                                              at_ms=candle.open_time + timeframe.ms)[0])
+                if len(series):
+                    self._save(fills=made, cursors={symbol: self._cursors[symbol]})
+                fills.extend(made)
                 start = end
         return fills
 

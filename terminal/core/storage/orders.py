@@ -154,6 +154,12 @@ class OrderRepository:
                      str(trade.pnl), trade.exit_trade_id, trade.exit_client_order_id))
             return added
 
+    def forget_venue(self, venue: str) -> None:
+        """Delete every order, fill, closed trade and balance kept for ``venue``."""
+        with self._write_scope() as conn:
+            for table in ("closed_trade", "trade_fill", "trade_order", "account_balance"):
+                conn.exec_driver_sql(f"DELETE FROM {table} WHERE venue = ?", (venue,))
+
     def set_balances(self, venue: str, balances: Iterable[Balance], *, now_ms: int) -> None:
         """Replace the balances kept for ``venue`` with the ones it just reported."""
         with self._write_scope() as conn:
