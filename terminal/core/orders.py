@@ -98,6 +98,14 @@ class Submission:
 
 
 @dataclass(frozen=True, slots=True)
+class Preview:
+    """An intent as it would be sent: the risk verdict and, when approved, the request."""
+
+    decision: RiskDecision
+    request: OrderRequest | None
+
+
+@dataclass(frozen=True, slots=True)
 class ReconcileReport:
     """What start-up reconciliation found and changed."""
 
@@ -190,6 +198,23 @@ class OrderManager:
         if math.isfinite(price) and price > 0:
             self._prices[symbol] = price
 
+    async def preview(self, intent: OrderIntent, *,
+                      prices: Mapping[str, float] | None = None) -> Preview:
+        """The risk manager's verdict on ``intent`` and the exact request that would be
+        sent (amount rounded to the lot, prices to the tick), without sending anything or
+        publishing an event: what an order ticket shows before the user confirms."""
+        for symbol, price in (prices or {}).items():
+            self.update_price(symbol, price)
+        instrument = self._instrument(intent.symbol)
+        account = await self.snapshot(intent.symbol, intent.created_at)
+        decision = self.risk.check(intent, account)
+        if not decision.approved:
+            return Preview(decision, None)
+        request, problem = self._request(intent, decision.amount, instrument)
+        if request is None:
+            return Preview(RiskDecision.reject(problem), None)
+        return Preview(decision, request)
+
     async def submit(self, intent: OrderIntent, *, strategy: str = MANUAL,
                      prices: Mapping[str, float] | None = None) -> Submission:
         """Risk-check ``intent`` and, when approved, place it on the venue.
@@ -199,19 +224,11 @@ class OrderManager:
         left it in, or no order when the risk manager refused (an :class:`IntentRejected`
         has then been published).
         """
-        for symbol, price in (prices or {}).items():
-            self.update_price(symbol, price)
-        instrument = self._instrument(intent.symbol)
-        account = await self.snapshot(intent.symbol, intent.created_at)
-        decision = self.risk.check(intent, account)
-        if not decision.approved:
+        preview = await self.preview(intent, prices=prices)
+        decision, request = preview.decision, preview.request
+        if request is None:
             self.bus.publish(IntentRejected(intent, decision.reason))
             return Submission(None, decision)
-        request, problem = self._request(intent, decision.amount, instrument)
-        if request is None:
-            refused = RiskDecision.reject(problem)
-            self.bus.publish(IntentRejected(intent, problem))
-            return Submission(None, refused)
         pending = Order(
             client_order_id=request.client_order_id, venue=self.venue.id,
             symbol=request.symbol, side=request.side, type=request.type,

@@ -41,10 +41,11 @@ The exit is recorded as a filled order whose client order id is the entry's plus
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 
+from terminal.core.bus import EventBus
 from terminal.core.clock import Clock, SystemClock
 from terminal.core.errors import (
     InsufficientFunds,
@@ -52,6 +53,7 @@ from terminal.core.errors import (
     OrderNotFound,
     OrderRejected,
 )
+from terminal.core.events import CandleClosed, CandleUpdated
 from terminal.core.fills import ExitReason, FillModel, Protection, SimFill, SimOrder
 from terminal.core.model import (
     Balance,
@@ -402,6 +404,35 @@ class PaperVenue:
                 fills.extend(made)
                 start = end
         return fills
+
+    def follow(self, bus: EventBus, on_fills: Callable[[str, list[Fill]], None]
+               ) -> Callable[[], None]:
+        """Work orders on the market's 1-minute candles as the market-data service
+        publishes them (:class:`CandleUpdated`, :class:`CandleClosed`).
+
+        ``on_fills(symbol, fills)`` is called after an update filled something (the app
+        then asks the order manager to sync). Returns a function that stops following.
+        """
+        market = self._market.id
+
+        def handle(event: CandleUpdated | CandleClosed) -> None:
+            key = event.key
+            if key.venue != market or key.timeframe is not Timeframe.M1:
+                return
+            if self._account is None or key.symbol not in self._instruments:
+                return
+            fills = self.observe(key.symbol, event.candle,
+                                 closed=isinstance(event, CandleClosed))
+            if fills:
+                on_fills(key.symbol, fills)
+
+        stops = [bus.subscribe(CandleUpdated, handle), bus.subscribe(CandleClosed, handle)]
+
+        def stop() -> None:
+            for unsubscribe in stops:
+                unsubscribe()
+
+        return stop
 
     def last_price(self, symbol: str) -> Decimal | None:
         """The newest price the account has seen for ``symbol``."""

@@ -339,3 +339,19 @@ def test_reconcile_adopts_orders_and_fills_the_store_missed(store: Store) -> Non
     assert adopted is not None and adopted.strategy == "external"
     assert adopted.order.status is OrderStatus.OPEN
     assert {b.currency for b in store.orders.balances("paper")} == {"USDT", "BTC"}
+
+
+def test_a_preview_shows_the_verdict_and_request_without_sending(store: Store) -> None:
+    h = Harness(store, limits=RiskLimits(max_position_quote=50))
+    h.start()
+    intent = OrderIntent(SYMBOL, OrderSide.BUY, h.clock.now_ms(), amount=3.0)
+    preview = asyncio.run(h.manager.preview(intent, prices={SYMBOL: 100.0}))
+    assert preview.decision.approved and preview.request is not None
+    assert preview.request.amount == Decimal("0.5")
+    assert "maximum position size" in preview.decision.adjustments[0]
+    refused = asyncio.run(h.manager.preview(OrderIntent(SYMBOL, OrderSide.SELL,
+                                                        h.clock.now_ms())))
+    assert not refused.decision.approved and refused.request is None
+    assert "nothing to close" in refused.decision.reason
+    assert h.events == [] and h.venue.calls.get("submit_order", 0) == 0
+    assert store.orders.orders() == []

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from terminal.core.bus import EventBus
 from terminal.core.clock import ManualClock
 from terminal.core.errors import (
     InsufficientFunds,
@@ -16,6 +17,7 @@ from terminal.core.errors import (
     OrderRejected,
     StoreError,
 )
+from terminal.core.events import CandleClosed, CandleUpdated
 from terminal.core.fills import FeeSchedule, FillModel
 from terminal.core.model import (
     Candle,
@@ -28,6 +30,7 @@ from terminal.core.model import (
     VenueKind,
 )
 from terminal.core.ports import OrderRequest
+from terminal.core.series import SeriesKey
 from terminal.core.storage import Store
 from terminal.exchange.paper import PaperVenue
 from tests.exchange.paper_helpers import SYMBOL, FixtureMarket, instrument
@@ -294,6 +297,29 @@ def test_catch_up_works_orders_on_the_candles_closed_meanwhile(store: Store) -> 
     assert (fill.timestamp, fill.price) == (START_MS + 10 * MINUTE,
                                             Decimal(repr(float(series.open[10]))))
     assert venue.last_price(SYMBOL) == Decimal(repr(float(series.close[29])))
+
+
+def test_following_the_bus_works_orders_on_the_markets_minutes(store: Store) -> None:
+    venue = make_venue(store)
+    run(venue.open())
+    bus = EventBus()
+    seen: list[tuple[str, int]] = []
+    stop = venue.follow(bus, lambda symbol, fills: seen.append((symbol, len(fills))))
+    minute = SeriesKey("fixture", SYMBOL, Timeframe.M1)
+    bus.publish(CandleClosed(minute, candle(0, 100, 101, 99, 100)))
+    run(venue.submit_order(request("a", amount="1")))
+    # Other venues' candles and other timeframes are not this market's minutes.
+    bus.publish(CandleClosed(SeriesKey("other", SYMBOL, Timeframe.M1),
+                             candle(1, 50, 51, 49, 50)))
+    bus.publish(CandleClosed(SeriesKey("fixture", SYMBOL, Timeframe.H1),
+                             candle(1, 50, 51, 49, 50)))
+    assert seen == []
+    bus.publish(CandleUpdated(minute, candle(1, 101, 101, 101, 101)))
+    assert seen == [(SYMBOL, 1)]
+    assert run(venue.fetch_fills(SYMBOL))[0].price == Decimal(101)
+    stop()
+    bus.publish(CandleClosed(minute, candle(2, 90, 91, 89, 90)))
+    assert venue.last_price(SYMBOL) == Decimal(101)
 
 
 # --- no sequence of orders makes money appear or vanish ---------------------------------------
