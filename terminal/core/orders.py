@@ -527,7 +527,10 @@ class OrderManager:
 
     def _store_fills(self, order: Order | None, fills: Sequence[Fill]) -> list[Fill]:
         """Store the order's state with the fills not stored yet and the trades they close."""
-        stored = {f.trade_id for f in self.store.orders.fills(venue=self.venue.id)}
+        stored = {f.trade_id
+                  for client_order_id in {f.client_order_id for f in fills}
+                  for f in self.store.orders.fills(venue=self.venue.id,
+                                                   client_order_id=client_order_id)}
         new = sorted((f for f in fills if f.trade_id not in stored),
                      key=lambda f: f.timestamp)
         closed = [t for f in new if (t := self._book.apply(f)) is not None]
