@@ -14,72 +14,22 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 import pytest
 
 from terminal.core.backtest import run_backtest
 from terminal.core.clock import ManualClock
 from terminal.core.fills import FeeSchedule, FillModel, SimFill, Slippage
-from terminal.core.model import Fill, Timeframe
+from terminal.core.model import Fill
 from terminal.core.risk import RiskLimits, RiskManager
 from terminal.core.runner import StrategyRunner
 from terminal.core.series import CandleSeries
 from terminal.core.storage import Store
 from terminal.core.strategies import SmaCrossover
-from terminal.core.strategy import Signals, Strategy
+from terminal.core.strategy import Strategy
+from tests.core.test_backtest import hourly, protected_limit_entries
 from tests.exchange.paper_helpers import SYMBOL, paper_setup
-from tests.factories import START_MS
 
 LIMITS = RiskLimits(max_position_quote=1_000)
-
-
-def hourly(count: int, seed: int) -> CandleSeries:
-    """An hourly random walk around 100 with gaps between close and next open, and wicks."""
-    rng = np.random.default_rng(seed)
-    volatility = 0.004
-    times = START_MS + np.arange(count, dtype=np.int64) * Timeframe.H1.ms
-    close = 100 * np.exp(np.cumsum(rng.normal(0, volatility, count)))
-    open_ = np.r_[100.0, close[:-1]] * np.exp(rng.normal(0, volatility / 4, count))
-    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, volatility, count)))
-    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, volatility, count)))
-    return CandleSeries(Timeframe.H1, times, open_, high, low, close, rng.gamma(2, 50, count))
-
-
-class Scripted(Strategy):
-    """Fixed signals, read as a prefix (so the strategy is causal)."""
-
-    name = "scripted"
-    description = "fixed signals for tests"
-    parameters = ()
-
-    def __init__(self, signals: Signals, warmup: int) -> None:
-        self.fixed = signals
-        self.warmup = warmup
-        super().__init__()
-
-    def warmup_bars(self) -> int:
-        return self.warmup
-
-    def signals(self, candles: CandleSeries) -> Signals:
-        count = len(candles)
-        return Signals(**{name: values[:count] for name, values in self.fixed.arrays()})
-
-
-def every_order_type(candles: CandleSeries) -> Scripted:
-    """Entries cycling through market, limit, stop and stop-limit orders, protected by a
-    stop loss, a take profit and (every other one) a trailing stop, with exit signals."""
-    count = len(candles)
-    close = candles.close
-    rng = np.random.default_rng(9)
-    enter = rng.random(count) < 0.25
-    leave = rng.random(count) < 0.08
-    kind = np.arange(count) % 4
-    limit = np.where((kind == 1) | (kind == 3), close * 0.998, np.nan)
-    stop = np.where(kind >= 2, close * 1.001, np.nan)
-    trailing = np.where(rng.random(count) < 0.5, 0.8, np.nan)
-    return Scripted(Signals(enter, leave, stop_loss=close * 0.985, take_profit=close * 1.02,
-                            trailing_stop_pct=trailing, entry_limit=limit, entry_stop=stop),
-                    warmup=3)
 
 
 async def paper_run(store: Store, candles: CandleSeries, strategy: Strategy,
@@ -116,7 +66,8 @@ def sim_tuples(fills: tuple[SimFill, ...]) -> list[tuple[int, str, float, float,
     (lambda candles: SmaCrossover({"fast": 5, "slow": 15, "stop_loss_pct": 1,
                                    "take_profit_pct": 2, "trailing_stop_pct": 1.5}),
      Slippage(fixed_bps=2, volume_bps=30)),
-    (every_order_type, Slippage(fixed_bps=2, volume_bps=30)),
+    (lambda candles: protected_limit_entries(len(candles)),
+     Slippage(fixed_bps=2, volume_bps=30)),
 ], ids=["sma-plain", "sma-protected", "every-order-type"])
 def test_paper_and_backtest_fill_identically(store: Store, strategy_factory, slippage) -> None:
     candles = hourly(400, seed=4)
@@ -131,7 +82,7 @@ def test_paper_and_backtest_fill_identically(store: Store, strategy_factory, sli
 
 def test_the_protected_run_exercises_every_exit(store: Store) -> None:
     candles = hourly(400, seed=4)
-    strategy = every_order_type(candles)
+    strategy = protected_limit_entries(len(candles))
     model = FillModel(FeeSchedule(maker=0.0002, taker=0.001), Slippage(fixed_bps=2))
     paper = asyncio.run(paper_run(store, candles, strategy, model))
     suffixes = {f.client_order_id.rsplit("-", 1)[-1] for f in paper

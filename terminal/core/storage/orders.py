@@ -124,10 +124,11 @@ class OrderRepository:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (order.client_order_id, order.venue, mode.value, strategy, reason,
                  order.symbol, order.side.value, order.type.value, str(order.amount),
-                 _text(order.price), _text(order.stop_price), order.time_in_force.value,
-                 order.status.value, str(order.filled), _text(order.average_price),
-                 order.venue_order_id, order.reject_reason, _text(take_profit),
-                 _text(stop_loss), _text(trailing_stop_pct), order.created_at, now_ms))
+                 decimal_text(order.price), decimal_text(order.stop_price),
+                 order.time_in_force.value, order.status.value, str(order.filled),
+                 decimal_text(order.average_price), order.venue_order_id,
+                 order.reject_reason, decimal_text(take_profit), decimal_text(stop_loss),
+                 decimal_text(trailing_stop_pct), order.created_at, now_ms))
 
     def record(self, order: Order | None, fills: Sequence[Fill] = (),
                closed: Sequence[ClosedTrade] = (), *, now_ms: int) -> list[Fill]:
@@ -200,10 +201,10 @@ class OrderRepository:
         if since_ms is not None:
             clauses.append("timestamp >= ?")
             params.append(since_ms)
-        sql = (f"SELECT {_FILL_COLUMNS} FROM trade_fill{_joined(clauses)}"
+        sql = (f"SELECT {FILL_COLUMNS} FROM trade_fill{_joined(clauses)}"
                " ORDER BY timestamp, rowid")
         with self._read_scope() as conn:
-            return [_fill(row) for row in conn.exec_driver_sql(sql, tuple(params))]
+            return [fill_from_row(row) for row in conn.exec_driver_sql(sql, tuple(params))]
 
     def trades(self, where: TradeFilter | None = None) -> list[TradeRecord]:
         """Closed trades matching ``where``, oldest exit first."""
@@ -233,11 +234,14 @@ class OrderRepository:
         return [Balance(row[0], Decimal(row[1]), Decimal(row[2])) for row in rows]
 
 
-_ORDER_COLUMNS = (
+#: The columns :func:`order_from_row` reads, in its order; both order tables have them.
+ORDER_COLUMNS = (
     "client_order_id, venue, symbol, side, type, amount, created_at, price, stop_price,"
-    " time_in_force, status, filled, average_price, venue_order_id, reject_reason,"
-    " mode, strategy, reason, take_profit, stop_loss, trailing_stop_pct, updated_at")
-_FILL_COLUMNS = (
+    " time_in_force, status, filled, average_price, venue_order_id, reject_reason")
+_ORDER_COLUMNS = (f"{ORDER_COLUMNS}, mode, strategy, reason, take_profit, stop_loss,"
+                  " trailing_stop_pct, updated_at")
+#: The columns :func:`fill_from_row` reads, in its order; both fill tables have them.
+FILL_COLUMNS = (
     "trade_id, client_order_id, venue, symbol, side, price, amount, fee, fee_currency,"
     " timestamp, liquidity")
 
@@ -251,7 +255,7 @@ def _update_order(conn: Connection, order: Order, now_ms: int) -> None:
     result = conn.exec_driver_sql(
         "UPDATE trade_order SET status = ?, filled = ?, average_price = ?,"
         " venue_order_id = ?, reject_reason = ?, updated_at = ? WHERE client_order_id = ?",
-        (order.status.value, str(order.filled), _text(order.average_price),
+        (order.status.value, str(order.filled), decimal_text(order.average_price),
          order.venue_order_id, order.reject_reason, now_ms, order.client_order_id))
     if result.rowcount != 1:
         raise InvalidArgument(f"no stored order {order.client_order_id} to update")
@@ -300,27 +304,34 @@ def _trade_query(where: TradeFilter) -> tuple[str, tuple[Any, ...]]:
     return _joined(clauses), tuple(params)
 
 
-def _text(value: Decimal | None) -> str | None:
+def decimal_text(value: Decimal | None) -> str | None:
+    """A Decimal as stored: its exact text."""
     return None if value is None else str(value)
 
 
-def _decimal(value: str | None) -> Decimal | None:
+def text_decimal(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def _order_record(row: Any) -> OrderRecord:
-    order = Order(
+def order_from_row(row: Any) -> Order:
+    """The :class:`Order` in the first columns of a row selected with :data:`ORDER_COLUMNS`."""
+    return Order(
         client_order_id=row[0], venue=row[1], symbol=row[2], side=OrderSide(row[3]),
         type=OrderType(row[4]), amount=Decimal(row[5]), created_at=int(row[6]),
-        price=_decimal(row[7]), stop_price=_decimal(row[8]),
+        price=text_decimal(row[7]), stop_price=text_decimal(row[8]),
         time_in_force=TimeInForce(row[9]), status=OrderStatus(row[10]),
-        filled=Decimal(row[11]), average_price=_decimal(row[12]), venue_order_id=row[13],
-        reject_reason=row[14])
-    return OrderRecord(order, TradingMode(row[15]), row[16], row[17], _decimal(row[18]),
-                       _decimal(row[19]), _decimal(row[20]), int(row[21]))
+        filled=Decimal(row[11]), average_price=text_decimal(row[12]),
+        venue_order_id=row[13] or None, reject_reason=row[14])
 
 
-def _fill(row: Any) -> Fill:
+def _order_record(row: Any) -> OrderRecord:
+    return OrderRecord(order_from_row(row), TradingMode(row[15]), row[16], row[17],
+                       text_decimal(row[18]), text_decimal(row[19]), text_decimal(row[20]),
+                       int(row[21]))
+
+
+def fill_from_row(row: Any) -> Fill:
+    """The :class:`Fill` in a row selected with :data:`FILL_COLUMNS`."""
     return Fill(trade_id=row[0], client_order_id=row[1], venue=row[2], symbol=row[3],
                 side=OrderSide(row[4]), price=Decimal(row[5]), amount=Decimal(row[6]),
                 fee=Decimal(row[7]), fee_currency=row[8], timestamp=int(row[9]),

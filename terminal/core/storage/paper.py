@@ -15,16 +15,13 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from terminal.core.model import (
-    Balance,
-    Candle,
-    Fill,
-    Liquidity,
-    Order,
-    OrderSide,
-    OrderStatus,
-    OrderType,
-    TimeInForce,
+from terminal.core.model import Balance, Candle, Fill, Order, OrderStatus
+from terminal.core.storage.orders import (
+    FILL_COLUMNS,
+    ORDER_COLUMNS,
+    decimal_text,
+    fill_from_row,
+    order_from_row,
 )
 
 ConnectionScope = Callable[[], AbstractContextManager[Connection]]
@@ -169,9 +166,10 @@ class PaperRepository:
                     " reject_reason = excluded.reject_reason, reserved = excluded.reserved,"
                     " triggered = excluded.triggered, updated_at = excluded.updated_at",
                     (venue, order.client_order_id, order.venue_order_id or "", order.symbol,
-                     order.side.value, order.type.value, str(order.amount), _text(order.price),
-                     _text(order.stop_price), order.time_in_force.value, order.status.value,
-                     str(order.filled), _text(order.average_price), order.reject_reason,
+                     order.side.value, order.type.value, str(order.amount),
+                     decimal_text(order.price), decimal_text(order.stop_price),
+                     order.time_in_force.value, order.status.value, str(order.filled),
+                     decimal_text(order.average_price), order.reject_reason,
                      str(state.reserved), state.triggered, state.stop_loss,
                      state.take_profit, state.trailing_pct, order.created_at,
                      state.updated_at))
@@ -218,8 +216,7 @@ class PaperRepository:
     def fills(self, venue: str, symbol: str | None = None,
               since_ms: int | None = None) -> list[Fill]:
         """The account's fills, oldest first."""
-        sql = ("SELECT trade_id, client_order_id, symbol, side, price, amount, fee,"
-               " fee_currency, timestamp, liquidity FROM paper_fill WHERE venue = ?")
+        sql = f"SELECT {FILL_COLUMNS} FROM paper_fill WHERE venue = ?"
         params: list[Any] = [venue]
         if symbol is not None:
             sql += " AND symbol = ?"
@@ -229,33 +226,13 @@ class PaperRepository:
             params.append(since_ms)
         with self._read_scope() as conn:
             rows = conn.exec_driver_sql(sql + " ORDER BY seq", tuple(params)).all()
-        return [Fill(trade_id=r[0], client_order_id=r[1], venue=venue, symbol=r[2],
-                     side=OrderSide(r[3]), price=Decimal(r[4]), amount=Decimal(r[5]),
-                     fee=Decimal(r[6]), fee_currency=r[7], timestamp=int(r[8]),
-                     liquidity=Liquidity(r[9])) for r in rows]
+        return [fill_from_row(row) for row in rows]
 
 
-_ORDER_COLUMNS = (
-    "client_order_id, venue, symbol, side, type, amount, created_at, price, stop_price,"
-    " time_in_force, status, filled, average_price, venue_order_id, reject_reason,"
-    " reserved, triggered, updated_at, stop_loss, take_profit, trailing_pct")
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _decimal(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
+_ORDER_COLUMNS = (f"{ORDER_COLUMNS}, reserved, triggered, updated_at, stop_loss,"
+                  " take_profit, trailing_pct")
 
 
 def _order_state(row: Any) -> PaperOrderState:
-    order = Order(
-        client_order_id=row[0], venue=row[1], symbol=row[2], side=OrderSide(row[3]),
-        type=OrderType(row[4]), amount=Decimal(row[5]), created_at=int(row[6]),
-        price=_decimal(row[7]), stop_price=_decimal(row[8]),
-        time_in_force=TimeInForce(row[9]), status=OrderStatus(row[10]),
-        filled=Decimal(row[11]), average_price=_decimal(row[12]),
-        venue_order_id=row[13] or None, reject_reason=row[14])
-    return PaperOrderState(order, Decimal(row[15]), bool(row[16]), int(row[17]), row[18],
-                           row[19], row[20])
+    return PaperOrderState(order_from_row(row), Decimal(row[15]), bool(row[16]),
+                           int(row[17]), row[18], row[19], row[20])
