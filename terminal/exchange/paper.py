@@ -41,6 +41,7 @@ The exit is recorded as a filled order whose client order id is the entry's plus
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -52,8 +53,9 @@ from terminal.core.errors import (
     InvalidArgument,
     OrderNotFound,
     OrderRejected,
+    TerminalError,
 )
-from terminal.core.events import CandleClosed, CandleUpdated
+from terminal.core.events import CandleClosed, CandleUpdated, ErrorRaised
 from terminal.core.fills import ExitReason, FillModel, Protection, SimFill, SimOrder
 from terminal.core.model import (
     Balance,
@@ -411,26 +413,50 @@ class PaperVenue:
         publishes them (:class:`CandleUpdated`, :class:`CandleClosed`).
 
         ``on_fills(symbol, fills)`` is called after an update filled something (the app
-        then asks the order manager to sync). Returns a function that stops following.
+        then asks the order manager to sync). A minute that arrives after a hole (the feed
+        reconnected) first has the missing minutes fetched and worked (:meth:`catch_up`,
+        in a task on the running loop), so no price the market made is skipped. Returns a
+        function that stops following.
         """
         market = self._market.id
+        catching: dict[str, asyncio.Task[None]] = {}
+
+        async def fill_hole(symbol: str) -> None:
+            try:
+                fills = await self.catch_up([symbol])
+            except TerminalError as error:
+                bus.publish(ErrorRaised(self.display_name, f"cannot catch up on {symbol}:"
+                                                           f" {error}"))
+                return
+            finally:
+                catching.pop(symbol, None)
+            if fills:
+                on_fills(symbol, fills)
 
         def handle(event: CandleUpdated | CandleClosed) -> None:
             key = event.key
             if key.venue != market or key.timeframe is not Timeframe.M1:
                 return
-            if self._account is None or key.symbol not in self._instruments:
+            symbol = key.symbol
+            if self._account is None or symbol not in self._instruments or symbol in catching:
                 return
-            fills = self.observe(key.symbol, event.candle,
-                                 closed=isinstance(event, CandleClosed))
+            cursor = self._cursors.get(symbol)
+            if cursor is not None and (event.candle.open_time
+                                       > cursor.candle.open_time + Timeframe.M1.ms):
+                catching[symbol] = asyncio.get_running_loop().create_task(
+                    fill_hole(symbol), name=f"paper-catch-up-{symbol}")
+                return
+            fills = self.observe(symbol, event.candle, closed=isinstance(event, CandleClosed))
             if fills:
-                on_fills(key.symbol, fills)
+                on_fills(symbol, fills)
 
         stops = [bus.subscribe(CandleUpdated, handle), bus.subscribe(CandleClosed, handle)]
 
         def stop() -> None:
             for unsubscribe in stops:
                 unsubscribe()
+            for task in catching.values():
+                task.cancel()
 
         return stop
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -30,7 +31,7 @@ from terminal.core.model import (
     VenueKind,
 )
 from terminal.core.ports import OrderRequest
-from terminal.core.series import SeriesKey
+from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.storage import Store
 from terminal.exchange.paper import PaperVenue
 from tests.exchange.paper_helpers import SYMBOL, FixtureMarket, instrument
@@ -320,6 +321,38 @@ def test_following_the_bus_works_orders_on_the_markets_minutes(store: Store) -> 
     stop()
     bus.publish(CandleClosed(minute, candle(2, 90, 91, 89, 90)))
     assert venue.last_price(SYMBOL) == Decimal(101)
+
+
+def test_a_hole_in_the_feed_is_fetched_and_worked_before_going_on(store: Store) -> None:
+    # Flat minutes around 100, except minute 5, whose low alone reaches 97.
+    lows = np.full(12, 99.5)
+    lows[5] = 97.0
+    series = CandleSeries(Timeframe.M1, START_MS + np.arange(12, dtype=np.int64) * MINUTE,
+                          np.full(12, 100.0), np.full(12, 100.5), lows, np.full(12, 100.0),
+                          np.full(12, 10.0))
+    clock = ManualClock(START_MS + MINUTE)
+    venue = make_venue(store, clock=clock, market=FixtureMarket(series, [REAL_PRECISION]))
+    bus = EventBus()
+    seen: list[tuple[str, list]] = []
+    minute = SeriesKey("fixture", SYMBOL, Timeframe.M1)
+
+    async def scenario() -> None:
+        await venue.open()
+        venue.follow(bus, lambda symbol, fills: seen.append((symbol, fills)))
+        bus.publish(CandleClosed(minute, series[0]))
+        await venue.submit_order(request("b", OrderSide.BUY, OrderType.LIMIT, "1",
+                                         price=Decimal(98)))
+        bus.publish(CandleClosed(minute, series[1]))
+        clock.set(START_MS + 11 * MINUTE + 5_000)
+        # The feed comes back at minute 10: minutes 2 to 9 were missed.
+        bus.publish(CandleUpdated(minute, series[10]))
+        await asyncio.sleep(0.05)
+
+    run(scenario())
+    ((symbol, (fill,)),) = seen
+    assert symbol == SYMBOL and fill.price == Decimal(98)
+    assert fill.timestamp == START_MS + 5 * MINUTE
+    assert venue.last_price(SYMBOL) == Decimal(100)
 
 
 # --- no sequence of orders makes money appear or vanish ---------------------------------------
