@@ -239,6 +239,7 @@ _REDACTED = "***"
 # headers, JSON bodies, ccxt's verbose request dumps).
 _NAMED = re.compile(
     r"""(?ix)
+    (?<![A-Za-z0-9_])
     (?P<name>["']?(?:api[-_]?key|apikey|x-mbx-apikey|secret(?:[-_]?key)?|api[-_]?secret|
         signature|sign|password|passphrase|passwd|token|access[-_]?token|
         authorization|ok-access-key|ok-access-sign|ok-access-passphrase|x-bapi-api-key|

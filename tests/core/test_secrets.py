@@ -101,7 +101,7 @@ def test_anything_that_looks_like_a_secret_is_redacted(line: str) -> None:
 
 def test_ordinary_lines_are_left_alone() -> None:
     line = ("stored 1440 candles of BTC/USDT in /home/user/.local/share/crypto-terminal/"
-            "terminal.sqlite3 order trm-0a1b2c3d4e5f6a7b8c9d0e1f")
+            "terminal.sqlite3 order trm-0a1b2c3d4e5f6a7b8c9d0e1f design=flat tokens: 5")
     assert redact(line) == line
 
 
