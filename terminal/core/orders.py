@@ -166,6 +166,8 @@ class OrderManager:
         orders missing from the store are added. Fills of orders placed elsewhere are
         counted, not stored: they belong to no order of ours.
         """
+        # Fills found below close trades against the positions the store already holds.
+        self._rebuild_positions()
         stored = self.store.orders.orders(venue=self.venue.id, open_only=True)
         changed = 0
         for record in stored:

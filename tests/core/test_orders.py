@@ -355,3 +355,24 @@ def test_a_preview_shows_the_verdict_and_request_without_sending(store: Store) -
     assert "nothing to close" in refused.decision.reason
     assert h.events == [] and h.venue.calls.get("submit_order", 0) == 0
     assert store.orders.orders() == []
+
+
+def test_a_restarted_manager_closes_trades_against_the_stored_position(store: Store) -> None:
+    h = Harness(store)
+    h.start()
+    h.buy(1.0)
+    sell = asyncio.run(h.manager.submit(OrderIntent(SYMBOL, OrderSide.SELL, h.clock.now_ms(),
+                                                    type=OrderType.LIMIT, amount=1.0,
+                                                    price=110.0))).order
+    assert sell is not None and sell.status is OrderStatus.OPEN
+    # The terminal stops; the limit fills while it is away; a new manager starts.
+    h.tick(111.0, minute=1)
+    restarted = OrderManager(h.venue, store, EventBus(), RiskManager(RiskLimits()),
+                             mode=TradingMode.PAPER, clock=h.clock)
+    asyncio.run(restarted.start())
+    (trade,) = store.orders.trades()
+    # Bought at 100 plus 0.1 fee; the limit was below the next price, so it sold at 111
+    # less 0.111 fee.
+    assert trade.trade.entry_price == Decimal(100) and trade.trade.exit_price == Decimal(111)
+    assert trade.trade.pnl == Decimal("10.789")
+    assert restarted.positions() == []
