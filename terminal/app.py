@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,11 +32,17 @@ from terminal.core.bus import EventBus
 from terminal.core.clock import SystemClock
 from terminal.core.errors import InvalidArgument, TerminalError
 from terminal.core.events import CandleUpdated, ErrorRaised
+from terminal.core.fills import FillModel
 from terminal.core.model import Timeframe
+from terminal.core.orders import OrderManager
 from terminal.core.paths import APP_DISPLAY_NAME, APP_NAME, resolve_data_dir
+from terminal.core.risk import RiskLimits, RiskManager
+from terminal.core.secrets import install_log_redaction
 from terminal.core.services import MarketDataService
 from terminal.core.settings import SettingsFile, SimulatedMarketSettings
 from terminal.core.storage import Store
+from terminal.core.storage.orders import TradingMode
+from terminal.exchange.paper import PaperVenue
 from terminal.exchange.simulated import DEFAULT_SEED, MarketGenerator, SimulatedMarket
 from terminal.resources import resource_path
 from terminal.ui import theme
@@ -55,27 +61,63 @@ _SCREENSHOT_SETTLE_S = 0.1
 
 @dataclass
 class Terminal:
-    """The running application's parts, as :func:`build_terminal` wires them."""
+    """The running application's parts, as :func:`build_terminal` wires them.
+
+    ``paper`` is the trading venue (paper trading on the market's prices, the default until
+    live trading is enabled) and ``orders`` the order manager that owns its orders.
+    """
 
     store: Store
     venue: SimulatedMarket
     bus: EventBus
     service: MarketDataService
     window: MainWindow
+    paper: PaperVenue
+    orders: OrderManager
+    _syncs: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
+    _unfollow: Callable[[], None] | None = field(init=False, default=None)
 
     async def start_service(self) -> None:
         """Run the service's start-up; a failure is reported in the window, not raised."""
         try:
             await self.service.start()
+            await self.start_trading()
         except TerminalError as error:
             self.bus.publish(ErrorRaised(self.venue.display_name, str(error)))
         except Exception as error:
             log.exception("market data service failed to start")
             self.bus.publish(ErrorRaised(self.venue.display_name, f"cannot start: {error!r}"))
 
+    async def start_trading(self) -> None:
+        """Open the paper account, work its orders on the minutes that closed while the app
+        was not running, reconcile, and let it follow the live minutes."""
+        symbols = [i.symbol for i in await self.paper.load_instruments()]
+        await self.paper.catch_up(symbols)
+        await self.orders.start()
+        for symbol in symbols:
+            price = self.paper.last_price(symbol)
+            if price is not None:
+                self.orders.update_price(symbol, float(price))
+        self._unfollow = self.paper.follow(self.bus, self._filled)
+        self.bus.subscribe(CandleUpdated, self._mark)
+
+    def _filled(self, symbol: str, _fills: object) -> None:
+        task = asyncio.create_task(self.orders.sync([symbol]), name=f"orders-sync-{symbol}")
+        self._syncs.add(task)
+        task.add_done_callback(self._syncs.discard)
+
+    def _mark(self, event: CandleUpdated) -> None:
+        if event.key.venue == self.venue.id and event.key.timeframe is Timeframe.M1:
+            self.orders.update_price(event.key.symbol, event.candle.close)
+
     async def shutdown(self) -> None:
         """Stop the live data and close the store; the window is left to its owner."""
         try:
+            if self._unfollow is not None:
+                self._unfollow()
+            for task in list(self._syncs):
+                task.cancel()
+            await asyncio.gather(*self._syncs, return_exceptions=True)
             await self.service.stop()
         finally:
             self.store.close()
@@ -137,10 +179,12 @@ def application() -> QApplication:
 
 def build_terminal(data_dir: str | None, sim_speed: float | None, *,
                    settings: QSettings | None = None,
-                   market: SimulatedMarketSettings | None = None) -> Terminal:
+                   market: SimulatedMarketSettings | None = None,
+                   risk: RiskLimits | None = None) -> Terminal:
     """Wire every part and create the window, without showing it or running the loop.
 
-    ``sim_speed`` overrides the speed in ``market`` (the user's simulated-market settings).
+    ``sim_speed`` overrides the speed in ``market`` (the user's simulated-market settings);
+    ``risk`` are the limits every order is checked against.
     Needs a QApplication (see :func:`application`). Raises :class:`TerminalError` when the
     data folder or the database cannot be used.
     """
@@ -155,10 +199,15 @@ def build_terminal(data_dir: str | None, sim_speed: float | None, *,
         # The simulated market runs its own clock (it may run faster than the wall clock).
         service = MarketDataService(store, venue, bus, venue, history_days=market.history_days)
         window = MainWindow(service, bus, settings=settings)
+        fill_model = FillModel()
+        paper = PaperVenue(store, venue, fill_model=fill_model, clock=venue)
+        orders = OrderManager(paper, store, bus,
+                              RiskManager(risk or RiskLimits(), fee_rate=fill_model.fees.taker),
+                              mode=TradingMode.PAPER, clock=venue)
     except BaseException:
         store.close()
         raise
-    return Terminal(store, venue, bus, service, window)
+    return Terminal(store, venue, bus, service, window, paper, orders)
 
 
 def _resume_time(store: Store, venue_id: str) -> int | None:
@@ -178,6 +227,7 @@ def run_window(data_dir: str | None, sim_speed: float | None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     if not display_available():
         print("error: no display found (DISPLAY is not set); run the terminal in a desktop "
               "session, or use the command line commands (see --help)", file=sys.stderr)
@@ -191,7 +241,7 @@ def run_window(data_dir: str | None, sim_speed: float | None) -> int:
         settings_file = SettingsFile()
         preferences = settings_file.load()
         terminal = build_terminal(data_dir, sim_speed, settings=QSettings(),
-                                  market=preferences.simulated)
+                                  market=preferences.simulated, risk=preferences.risk)
     except TerminalError as error:
         _report_startup_error(str(error))
         return EXIT_FAILED

@@ -26,6 +26,9 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from terminal.core.secrets import install_log_redaction
+
+    install_log_redaction()
     parser = build_parser()
     args = parser.parse_args(argv)
     command: Command = getattr(args, "run", _run_window)
@@ -60,13 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
         backtest_command,
         data_commands,
         import_command,
+        keys_command,
         optimize_command,
+        paper_command,
         screenshot_command,
         selfcheck_command,
     )
 
     for command in (import_command, data_commands, backtest_command, screenshot_command,
-                    selfcheck_command, optimize_command):
+                    optimize_command, paper_command, keys_command, selfcheck_command):
         command.register(commands)
     return parser
 

@@ -22,6 +22,15 @@ DAY_MS = 24 * HOUR_MS
 _WEEK_ORIGIN_MS = 4 * DAY_MS
 
 
+def to_decimal(value: float) -> Decimal:
+    """The shortest decimal that reads back as the float ``value`` (numpy floats too).
+
+    Going through the float's shortest representation keeps ``float(to_decimal(x)) == x``
+    while never inventing the binary expansion's trailing digits.
+    """
+    return Decimal(repr(float(value)))
+
+
 @unique
 class Timeframe(Enum):
     """A candle length. The value is the code used by exchanges, the store and the CLI."""

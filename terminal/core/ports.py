@@ -71,7 +71,9 @@ class OrderRequest:
 
     ``client_order_id`` is ours: a venue that already holds an order with this id returns that
     order instead of placing a second one, which is what makes a retry safe. ``take_profit``
-    and ``stop_loss`` are prices for the exchange's native attached exits, where it has them.
+    and ``stop_loss`` are prices for the exchange's native attached exits, where it has them;
+    ``trailing_stop_pct`` a trailing stop that far (in percent) below the highest price since
+    the entry, where the venue has one.
     """
 
     client_order_id: str
@@ -84,6 +86,7 @@ class OrderRequest:
     time_in_force: TimeInForce = TimeInForce.GTC
     take_profit: Decimal | None = None
     stop_loss: Decimal | None = None
+    trailing_stop_pct: Decimal | None = None
 
 
 class TradingVenue(Protocol):

@@ -13,7 +13,9 @@ from terminal import app as app_module
 from terminal import cli
 from terminal.app import build_terminal, install_exception_hooks, run_window
 from terminal.core.bus import EventBus
-from terminal.core.events import CandleUpdated, ErrorRaised
+from terminal.core.events import CandleUpdated, ErrorRaised, OrderFilled
+from terminal.core.intents import OrderIntent
+from terminal.core.model import OrderSide, OrderStatus, OrderType
 from terminal.core.settings import SimulatedMarketSettings
 from terminal.core.storage import Store
 from terminal.ui.main_window import MainWindow
@@ -63,6 +65,49 @@ def test_the_built_app_loads_history_and_follows_the_live_market(qapp, data_dir:
     assert "SIMULATED — Simulated market (600× speed)" in texts
     assert "Live" in texts[2]
     assert window.symbol == "BTC/USDT"
+
+
+def test_the_app_trades_on_paper_and_resting_orders_fill_on_live_minutes(
+        qapp, data_dir: Path) -> None:
+    terminal = build_terminal(str(data_dir), FAST, market=SimulatedMarketSettings(history_days=1))
+
+    async def scenario() -> tuple[OrderStatus, OrderStatus, list[OrderFilled]]:
+        terminal.bus.bind_loop(asyncio.get_running_loop())
+        filled: list[OrderFilled] = []
+        terminal.bus.subscribe(OrderFilled, filled.append)
+        await terminal.start_service()
+        now = terminal.venue.now_ms()
+        market = await terminal.orders.submit(OrderIntent("ETH/USDT", OrderSide.BUY, now,
+                                                          amount=0.1))
+        # Both fill on later live minutes: the market order at the next minute's open (or
+        # at once when a forming minute was already seen), the stop when the price rises.
+        price = float(terminal.paper.last_price("ETH/USDT") or 0)
+        stop = await terminal.orders.submit(OrderIntent(
+            "ETH/USDT", OrderSide.BUY, now, type=OrderType.STOP, amount=0.1,
+            stop_price=price * 1.0001))
+        assert market.order is not None and stop.order is not None
+        ids = (market.order.client_order_id, stop.order.client_order_id)
+
+        def statuses() -> list[OrderStatus]:
+            records = [terminal.store.orders.get(i) for i in ids]
+            return [r.order.status if r else OrderStatus.PENDING for r in records]
+
+        for _ in range(400):
+            if all(s.is_final for s in statuses()):
+                break
+            await asyncio.sleep(0.05)
+        first, second = statuses()
+        await terminal.shutdown()
+        return first, second, filled
+
+    try:
+        first, second, filled = run_on_qt_loop(qapp, scenario(), timeout_s=60)
+    finally:
+        terminal.window.close()
+    assert first is OrderStatus.FILLED
+    assert second is OrderStatus.FILLED
+    assert len(filled) == 2
+    assert {e.fill.symbol for e in filled} == {"ETH/USDT"}
 
 
 def test_run_window_runs_until_the_window_closes_then_shuts_down(qapp, data_dir: Path) -> None:

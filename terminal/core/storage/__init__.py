@@ -10,11 +10,15 @@ from sqlalchemy import Connection
 
 from terminal.core.storage.candles import CandleRepository, SeriesSummary, UpsertResult
 from terminal.core.storage.database import DATABASE_FILENAME, SCHEMA_VERSION, Database
+from terminal.core.storage.orders import OrderRepository
+from terminal.core.storage.paper import PaperRepository
 
 __all__ = [
     "DATABASE_FILENAME",
     "SCHEMA_VERSION",
     "CandleRepository",
+    "OrderRepository",
+    "PaperRepository",
     "SeriesSummary",
     "Store",
     "Transaction",
@@ -30,6 +34,8 @@ class Transaction:
             return nullcontext(conn)
 
         self.candles = CandleRepository(scope, scope)
+        self.orders = OrderRepository(scope, scope)
+        self.paper = PaperRepository(scope, scope)
 
 
 class Store:
@@ -40,6 +46,8 @@ class Store:
     def __init__(self, database: Database) -> None:
         self._database = database
         self.candles = CandleRepository(database.read, database.write)
+        self.orders = OrderRepository(database.read, database.write)
+        self.paper = PaperRepository(database.read, database.write)
 
     @classmethod
     def open(cls, data_dir: Path) -> Store:

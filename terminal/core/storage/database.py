@@ -38,9 +38,171 @@ def _migrate_to_1(conn: Connection) -> None:
     )
 
 
+def _migrate_to_2(conn: Connection) -> None:
+    """Trading: our orders, fills and closed trades; venue balances; paper accounts."""
+    conn.exec_driver_sql(
+        "CREATE TABLE trade_order ("
+        " client_order_id VARCHAR NOT NULL PRIMARY KEY,"
+        " venue VARCHAR NOT NULL,"
+        " mode VARCHAR NOT NULL,"
+        " strategy VARCHAR NOT NULL,"
+        " reason VARCHAR NOT NULL,"
+        " symbol VARCHAR NOT NULL,"
+        " side VARCHAR NOT NULL,"
+        " type VARCHAR NOT NULL,"
+        " amount VARCHAR NOT NULL,"
+        " price VARCHAR,"
+        " stop_price VARCHAR,"
+        " time_in_force VARCHAR NOT NULL,"
+        " status VARCHAR NOT NULL,"
+        " filled VARCHAR NOT NULL,"
+        " average_price VARCHAR,"
+        " venue_order_id VARCHAR,"
+        " reject_reason VARCHAR,"
+        " take_profit VARCHAR,"
+        " stop_loss VARCHAR,"
+        " trailing_stop_pct VARCHAR,"
+        " created_at INTEGER NOT NULL,"
+        " updated_at INTEGER NOT NULL)"
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_trade_order_venue ON trade_order (venue)")
+    conn.exec_driver_sql("CREATE INDEX ix_trade_order_status ON trade_order (status)")
+    conn.exec_driver_sql(
+        "CREATE TABLE trade_fill ("
+        " venue VARCHAR NOT NULL,"
+        " trade_id VARCHAR NOT NULL,"
+        " client_order_id VARCHAR NOT NULL,"
+        " mode VARCHAR NOT NULL,"
+        " strategy VARCHAR NOT NULL,"
+        " symbol VARCHAR NOT NULL,"
+        " side VARCHAR NOT NULL,"
+        " price VARCHAR NOT NULL,"
+        " amount VARCHAR NOT NULL,"
+        " fee VARCHAR NOT NULL,"
+        " fee_currency VARCHAR NOT NULL,"
+        " liquidity VARCHAR NOT NULL,"
+        " timestamp INTEGER NOT NULL,"
+        " PRIMARY KEY (venue, trade_id))"
+    )
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_trade_fill_client_order_id ON trade_fill (client_order_id)")
+    conn.exec_driver_sql("CREATE INDEX ix_trade_fill_timestamp ON trade_fill (timestamp)")
+    conn.exec_driver_sql(
+        "CREATE TABLE closed_trade ("
+        " id INTEGER NOT NULL PRIMARY KEY,"
+        " venue VARCHAR NOT NULL,"
+        " mode VARCHAR NOT NULL,"
+        " strategy VARCHAR NOT NULL,"
+        " symbol VARCHAR NOT NULL,"
+        " side VARCHAR NOT NULL,"
+        " amount VARCHAR NOT NULL,"
+        " entry_time INTEGER NOT NULL,"
+        " exit_time INTEGER NOT NULL,"
+        " entry_price VARCHAR NOT NULL,"
+        " exit_price VARCHAR NOT NULL,"
+        " entry_fee VARCHAR NOT NULL,"
+        " exit_fee VARCHAR NOT NULL,"
+        " pnl VARCHAR NOT NULL,"
+        " exit_trade_id VARCHAR NOT NULL,"
+        " exit_client_order_id VARCHAR NOT NULL)"
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_closed_trade_exit_time ON closed_trade (exit_time)")
+    conn.exec_driver_sql(
+        "CREATE TABLE account_balance ("
+        " venue VARCHAR NOT NULL,"
+        " currency VARCHAR NOT NULL,"
+        " free VARCHAR NOT NULL,"
+        " used VARCHAR NOT NULL,"
+        " updated_at INTEGER NOT NULL,"
+        " PRIMARY KEY (venue, currency))"
+    )
+    conn.exec_driver_sql(
+        "CREATE TABLE paper_account ("
+        " venue VARCHAR NOT NULL PRIMARY KEY,"
+        " quote VARCHAR NOT NULL,"
+        " starting_cash VARCHAR NOT NULL,"
+        " next_seq INTEGER NOT NULL,"
+        " reset_at INTEGER NOT NULL)"
+    )
+    conn.exec_driver_sql(
+        "CREATE TABLE paper_balance ("
+        " venue VARCHAR NOT NULL,"
+        " currency VARCHAR NOT NULL,"
+        " free VARCHAR NOT NULL,"
+        " used VARCHAR NOT NULL,"
+        " PRIMARY KEY (venue, currency))"
+    )
+    conn.exec_driver_sql(
+        "CREATE TABLE paper_order ("
+        " venue VARCHAR NOT NULL,"
+        " client_order_id VARCHAR NOT NULL,"
+        " venue_order_id VARCHAR NOT NULL,"
+        " symbol VARCHAR NOT NULL,"
+        " side VARCHAR NOT NULL,"
+        " type VARCHAR NOT NULL,"
+        " amount VARCHAR NOT NULL,"
+        " price VARCHAR,"
+        " stop_price VARCHAR,"
+        " time_in_force VARCHAR NOT NULL,"
+        " status VARCHAR NOT NULL,"
+        " filled VARCHAR NOT NULL,"
+        " average_price VARCHAR,"
+        " reject_reason VARCHAR,"
+        " reserved VARCHAR NOT NULL,"
+        " triggered BOOLEAN NOT NULL,"
+        " stop_loss FLOAT,"
+        " take_profit FLOAT,"
+        " trailing_pct FLOAT,"
+        " created_at INTEGER NOT NULL,"
+        " updated_at INTEGER NOT NULL,"
+        " PRIMARY KEY (venue, client_order_id))"
+    )
+    conn.exec_driver_sql(
+        "CREATE TABLE paper_fill ("
+        " venue VARCHAR NOT NULL,"
+        " trade_id VARCHAR NOT NULL,"
+        " seq INTEGER NOT NULL,"
+        " client_order_id VARCHAR NOT NULL,"
+        " symbol VARCHAR NOT NULL,"
+        " side VARCHAR NOT NULL,"
+        " price VARCHAR NOT NULL,"
+        " amount VARCHAR NOT NULL,"
+        " fee VARCHAR NOT NULL,"
+        " fee_currency VARCHAR NOT NULL,"
+        " liquidity VARCHAR NOT NULL,"
+        " timestamp INTEGER NOT NULL,"
+        " PRIMARY KEY (venue, trade_id))"
+    )
+    conn.exec_driver_sql(
+        "CREATE TABLE paper_cursor ("
+        " venue VARCHAR NOT NULL,"
+        " symbol VARCHAR NOT NULL,"
+        " open_time INTEGER NOT NULL,"
+        " open FLOAT NOT NULL,"
+        " high FLOAT NOT NULL,"
+        " low FLOAT NOT NULL,"
+        " close FLOAT NOT NULL,"
+        " volume FLOAT NOT NULL,"
+        " closed BOOLEAN NOT NULL,"
+        " PRIMARY KEY (venue, symbol))"
+    )
+    conn.exec_driver_sql(
+        "CREATE TABLE paper_protection ("
+        " venue VARCHAR NOT NULL,"
+        " symbol VARCHAR NOT NULL,"
+        " client_order_id VARCHAR NOT NULL,"
+        " amount VARCHAR NOT NULL,"
+        " stop_loss FLOAT,"
+        " take_profit FLOAT,"
+        " trailing_pct FLOAT,"
+        " high_water FLOAT NOT NULL,"
+        " PRIMARY KEY (venue, symbol))"
+    )
+
+
 #: Migration ``i`` brings a database from version ``i`` to ``i + 1``. Append only: released
 #: steps are history that users' databases have already gone through.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_to_1,)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
