@@ -29,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
+import functools
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -212,8 +213,8 @@ class CcxtVenue:
         while since < closed_end:
             wanted = min(self.candles_per_request, -(-(closed_end - since) // timeframe.ms))
             rows = await self._call(
-                lambda since=since, wanted=wanted: self._exchange.fetch_ohlcv(
-                    symbol, code, since, wanted), f"fetch {symbol} {code} candles")
+                functools.partial(self._exchange.fetch_ohlcv, symbol, code, since, wanted),
+                f"fetch {symbol} {code} candles")
             page = series_from_rows(rows, timeframe).between(since, closed_end)
             if not len(page):
                 break
@@ -354,7 +355,7 @@ class CcxtVenue:
         since = since_ms
         while True:
             raw = await self._call(
-                lambda since=since: self._exchange.fetch_my_trades(symbol, since),
+                functools.partial(self._exchange.fetch_my_trades, symbol, since),
                 f"fetch {symbol} fills")
             fresh = [t for t in raw if str(t.get("id")) not in seen]
             if not fresh:
@@ -578,8 +579,11 @@ async def _emit(tracker: LiveCandleTracker, series: CandleSeries, symbol: str,
         await put(CandleTick(symbol, timeframe, candle, closed))
 
 
-async def _merged(producers: Sequence[Callable[[Callable[[object], Awaitable[None]]],
-                                               Awaitable[None]]]) -> AsyncGenerator[Any, None]:
+Put = Callable[[object], Awaitable[None]]
+
+
+async def _merged(producers: Sequence[Callable[[Put], Coroutine[Any, Any, None]]],
+                  ) -> AsyncGenerator[Any, None]:
     """Run ``producers`` concurrently and yield what they put, until closed; an exception put
     by a producer is raised here."""
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=10_000)

@@ -18,6 +18,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
@@ -63,7 +64,7 @@ class RetryPolicy:
 
     def delay(self, retry: int, error: VenueError) -> float:
         """Seconds to wait before retry number ``retry`` (0-based) after ``error``."""
-        backoff = min(self.max_delay_s, self.base_delay_s * 2 ** retry)
+        backoff = min(self.max_delay_s, self.base_delay_s * 2.0 ** retry)
         retry_after = error.retry_after if isinstance(error, RateLimited) else None
         return backoff if retry_after is None else max(backoff, retry_after)
 
@@ -113,8 +114,6 @@ def retry_after_seconds(headers: Mapping[str, Any] | None) -> float | None:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    from datetime import UTC, datetime
-
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 

@@ -334,7 +334,7 @@ class ExchangeEmulator:
     def _dispatch(self, request: web.Request, endpoint: str, params: dict[str, str],
                   signed: str, fault: Fault | None) -> Any:
         public = {
-            "GET /api/v3/ping": lambda: {},
+            "GET /api/v3/ping": dict,
             "GET /api/v3/time": lambda: {"serverTime": self.now_ms()},
             "GET /api/v3/exchangeInfo": self._exchange_info,
             "GET /api/v3/klines": lambda: self._klines(params),
@@ -361,7 +361,7 @@ class ExchangeEmulator:
 
     def _authenticate(self, request: web.Request, params: dict[str, str], signed: str,
                       fault: Fault | None) -> None:
-        if fault is not None and fault.kind == "bad_key" or \
+        if (fault is not None and fault.kind == "bad_key") or \
                 request.headers.get("X-MBX-APIKEY") != self.api_key:
             raise ExchangeError(401, -2015, "Invalid API-key, IP, or permissions for action.")
         signature = params.pop("signature", "")
@@ -374,7 +374,7 @@ class ExchangeEmulator:
         if recv_window > RECV_WINDOW_LIMIT_MS:
             raise ExchangeError(400, -1131, "recvWindow must be less than 60000")
         now = self.now_ms()
-        if fault is not None and fault.kind == "clock_skew" or timestamp > now + 1000 or \
+        if (fault is not None and fault.kind == "clock_skew") or timestamp > now + 1000 or \
                 now - timestamp > recv_window:
             raise ExchangeError(400, -1021, "Timestamp for this request is outside of the"
                                             " recvWindow.")
@@ -484,10 +484,10 @@ class ExchangeEmulator:
         stop = self._decimal(params, "stopPrice") if kind.startswith("STOP") else Decimal(0)
         self._check_filters(market, quantity, price)
         last = self._price(market)
-        if stop and (side == "SELL" and last <= stop or side == "BUY" and last >= stop):
+        if stop and ((side == "SELL" and last <= stop) or (side == "BUY" and last >= stop)):
             raise ExchangeError(400, -2010, "Stop price would trigger immediately.")
-        if kind == "LIMIT_MAKER" and (side == "BUY" and price >= last or
-                                      side == "SELL" and price <= last):
+        if kind == "LIMIT_MAKER" and ((side == "BUY" and price >= last) or
+                                      (side == "SELL" and price <= last)):
             raise ExchangeError(400, -2010, "Order would immediately match and take.")
         reserve_asset, reserve = self._reservation(market, side, quantity, price or last)
         free = self.ledger.balances.get(reserve_asset, [Decimal(0), Decimal(0)])[0]

@@ -22,6 +22,7 @@ from terminal.core.errors import (
     MarketClosed,
     OrderRejected,
     RateLimited,
+    VenueError,
     VenueUnavailable,
 )
 from terminal.core.model import Order, OrderSide, OrderStatus, OrderType, TimeInForce, VenueKind
@@ -105,7 +106,7 @@ def test_identity_sandbox_and_unknown_exchanges(emulator: ExchangeEmulator) -> N
     assert (live.id, live.kind, live.display_name) == ("binance", VenueKind.LIVE, "Binance")
     assert testnet.id == "binance-testnet" and "testnet" in testnet.display_name
     assert live.candles_per_request == 1000
-    with pytest.raises(InvalidArgument, match="unknown exchange 'binanse'.*binance"):
+    with pytest.raises(InvalidArgument, match=r"unknown exchange 'binanse'.*binance"):
         CcxtVenue("binanse")
     with pytest.raises(InvalidArgument, match="kraken has no sandbox"):
         CcxtVenue("kraken", sandbox=True, websocket=False)
@@ -145,7 +146,7 @@ def test_market_limit_cancel_and_fills_agree_with_the_ledger(
         open_orders = await venue.fetch_open_orders(BTC)
         market.set_price("BTCUSDT", "28990")
         filled = await venue.fetch_order(BTC, "l-1")
-        other = await venue.submit_order(limit_buy("l-2", "25000"))
+        await venue.submit_order(limit_buy("l-2", "25000"))
         cancelled = await venue.cancel_order(BTC, "l-2")
         fills = await venue.fetch_fills(BTC)
         return bought, resting, open_orders, filled, cancelled, fills
@@ -257,7 +258,7 @@ def test_stop_and_stop_limit_orders_trigger_on_the_exchange(
 def test_refused_orders_are_clear_and_never_retried(
         market: ExchangeEmulator, make_venue: VenueFactory) -> None:
     def refused(request: OrderRequest) -> BaseException:
-        with pytest.raises(Exception) as caught:
+        with pytest.raises(VenueError) as caught:
             run(make_venue(), lambda v: v.submit_order(request))
         return caught.value
 
@@ -380,7 +381,7 @@ def test_a_long_ban_is_reported_at_once_with_its_duration(
         market: ExchangeEmulator, make_venue: VenueFactory) -> None:
     policy, waits = recording_policy()
     market.inject("ban", "GET /api/v3/klines", retry_after=600)
-    with pytest.raises(RateLimited, match="IP ban.*600 s") as caught:
+    with pytest.raises(RateLimited, match=r"IP ban.*600 s") as caught:
         run(make_venue(retry=policy), lambda v: v.fetch_candles(
             BTC, make_series(1).timeframe, 0, 10**13))
     assert caught.value.retry_after == 600 and waits == []
