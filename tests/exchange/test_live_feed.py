@@ -11,7 +11,7 @@ from typing import TypeVar
 import pytest
 
 from terminal.core.clock import ManualClock
-from terminal.core.errors import InvalidArgument
+from terminal.core.errors import VenueError
 from terminal.core.model import MINUTE_MS, Candle, Ticker, Timeframe
 from terminal.core.ports import CandleTick
 from terminal.exchange.feeds import LiveCandleTracker
@@ -116,5 +116,5 @@ def test_a_non_retryable_failure_ends_the_stream_with_its_error(
         finally:
             await venue.close()
 
-    with pytest.raises(InvalidArgument, match="no spot market NOPE/USDT"):
+    with pytest.raises(VenueError, match="does not list this market.*NOPE/USDT"):
         asyncio.run(scenario())
