@@ -116,5 +116,5 @@ def test_a_non_retryable_failure_ends_the_stream_with_its_error(
         finally:
             await venue.close()
 
-    with pytest.raises(VenueError, match="does not list this market.*NOPE/USDT"):
+    with pytest.raises(VenueError, match=r"does not list this market.*NOPE/USDT"):
         asyncio.run(scenario())
