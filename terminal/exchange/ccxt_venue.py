@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import difflib
 import functools
 import logging
@@ -89,6 +90,9 @@ _STATUS = {"open": OrderStatus.OPEN, "closed": OrderStatus.FILLED,
            "canceled": OrderStatus.CANCELED, "cancelled": OrderStatus.CANCELED,
            "expired": OrderStatus.EXPIRED, "rejected": OrderStatus.REJECTED}
 _TIME_IN_FORCE = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
+_DIRECT_CLIENT_ID_LOOKUP = frozenset({"okx", "bitget", "kucoin"})
+#: How far back closed orders are searched for a client id (a lost answer is seconds old).
+_SCAN_BACK_MS = 24 * 60 * 60 * 1000
 _CCXT_LOGGERS = ("ccxt", "ccxt.base.exchange", "ccxt.async_support.base.exchange")
 
 
@@ -148,6 +152,10 @@ class CcxtVenue:
         self._retry = retry or RetryPolicy()
         self._poll_interval_s = poll_interval_s
         self._instruments: dict[str, Instrument] | None = None
+        # Exchanges whose ccxt fetch_order takes a clientOrderId param; elsewhere orders are
+        # found by searching the open and recent closed orders.
+        self._lookup_by_client_id = isinstance(self._exchange, ccxt_async.binance) or \
+            exchange_id in _DIRECT_CLIENT_ID_LOOKUP
         self._order_ids: dict[str, str] = {}  # our client id -> the exchange's order id
         self._client_ids: dict[str, str] = {}  # the exchange's order id -> our client id
 
@@ -224,9 +232,16 @@ class CcxtVenue:
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         """Last price and best bid/ask of ``symbol``."""
-        raw = await self._call(lambda: self._exchange.fetch_ticker(symbol),
+        raw = await self._call(functools.partial(self._exchange.fetch_ticker, symbol),
                                f"fetch {symbol} ticker")
-        return _to_ticker(self._id, symbol, raw, self._clock.now_ms())
+        ticker = _to_ticker(self._id, symbol, raw, self._clock.now_ms())
+        if (ticker.bid is None or ticker.ask is None) and self._exchange.has.get(
+                "fetchOrderBook"):
+            # Some exchanges' tickers carry no quotes: the top of the book has them.
+            book = await self._call(functools.partial(self._exchange.fetch_order_book,
+                                                      symbol, 5), f"fetch {symbol} book")
+            ticker = _with_best_quotes(ticker, book)
+        return ticker
 
     def stream_candles(self, symbols: Sequence[str],
                        timeframe: Timeframe) -> AsyncGenerator[CandleTick, None]:
@@ -329,18 +344,46 @@ class CcxtVenue:
         """The order placed under ``client_order_id``, or None when the exchange has none."""
         await self.instrument(symbol)
         venue_id = self._order_ids.get(client_order_id)
+        what = f"fetch order {client_order_id}"
+        if venue_id is None and not self._lookup_by_client_id:
+            raw_found = await self._scan_for(symbol, client_order_id)
+            return None if raw_found is None else self._to_order(raw_found, client_order_id,
+                                                                   None)
         try:
             if venue_id is not None:
-                raw = await self._call(lambda: self._exchange.fetch_order(venue_id, symbol),
-                                       f"fetch order {client_order_id}")
-            else:
                 raw = await self._call(
-                    lambda: self._exchange.fetch_order(
-                        "", symbol, {"clientOrderId": client_order_id}),
-                    f"fetch order {client_order_id}")
+                    functools.partial(self._exchange.fetch_order, venue_id, symbol), what)
+            else:
+                raw = await self._call(functools.partial(
+                    self._exchange.fetch_order, "", symbol, {"clientOrderId": client_order_id}),
+                    what)
         except OrderNotFound:
             return None
         return self._to_order(raw, client_order_id, None)
+
+    async def _scan_for(self, symbol: str, client_order_id: str) -> Raw | None:
+        """Find an order by client id in the open and the recent closed orders, for
+        exchanges whose ccxt class cannot look orders up by client id directly."""
+        has = self._exchange.has
+        recent = self._clock.now_ms() - _SCAN_BACK_MS
+        sources: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        if has.get("fetchOpenOrders"):
+            sources.append(("open orders", functools.partial(
+                self._exchange.fetch_open_orders, symbol)))
+        if has.get("fetchClosedOrders"):
+            sources.append(("closed orders", functools.partial(
+                self._exchange.fetch_closed_orders, symbol, recent)))
+        elif has.get("fetchOrders"):
+            sources.append(("orders", functools.partial(
+                self._exchange.fetch_orders, symbol, recent)))
+        if len(sources) < 2:
+            raise VenueError(f"{self._name} offers no way to confirm whether order"
+                             f" {client_order_id} exists, so it cannot be placed safely")
+        for label, fetch in sources:
+            for raw in await self._call(fetch, f"search {symbol} {label}"):
+                if raw.get("clientOrderId") == client_order_id:
+                    return dict(raw)
+        return None
 
     async def fetch_open_orders(self, symbol: str | None = None) -> Sequence[Order]:
         raw = await self._call(lambda: self._exchange.fetch_open_orders(symbol),
@@ -732,6 +775,15 @@ def _to_balances(raw: Raw) -> list[Balance]:
         if amount_free or amount_used:
             balances.append(Balance(currency, amount_free, amount_used))
     return balances
+
+
+def _with_best_quotes(ticker: Ticker, book: Raw) -> Ticker:
+    bids, asks = book.get("bids") or [], book.get("asks") or []
+    best_bid = bids[0] if bids else (None, None)
+    best_ask = asks[0] if asks else (None, None)
+    return dataclasses.replace(ticker, bid=_decimal(best_bid[0]), ask=_decimal(best_ask[0]),
+                               bid_amount=_decimal(best_bid[1]),
+                               ask_amount=_decimal(best_ask[1]))
 
 
 def _to_ticker(venue: str, symbol: str, raw: Raw, now_ms: int) -> Ticker:

@@ -143,6 +143,7 @@ class ExchangeEmulator:
         self.calls: Counter[str] = Counter()
         self.requests: list[str] = []  # "METHOD path" of every request, in order
         self.clock_offset_ms = 0
+        self.ticker_quotes = True  # False: the ticker has no bid/ask, as on some exchanges
         self._faults: list[Fault] = []
         self._order_ids = itertools.count(1001)
         self._trade_ids = itertools.count(5001)
@@ -349,6 +350,7 @@ class ExchangeEmulator:
             "GET /api/v3/order": self._query_order,
             "DELETE /api/v3/order": self._cancel_order,
             "GET /api/v3/openOrders": self._open_orders,
+            "GET /api/v3/allOrders": self._all_orders,
             "GET /api/v3/myTrades": self._my_trades,
         }
         if endpoint not in private:
@@ -441,8 +443,9 @@ class ExchangeEmulator:
         price = self._price(market)
         tick = Decimal(market.tick)
         now = self.now_ms()
-        return {"symbol": market.symbol, "lastPrice": str(price), "bidPrice": str(price - tick),
-                "bidQty": "1.5", "askPrice": str(price + tick), "askQty": "2.5",
+        quotes = {"bidPrice": str(price - tick), "bidQty": "1.5", "askPrice": str(price + tick),
+                  "askQty": "2.5"} if self.ticker_quotes else {}
+        return {"symbol": market.symbol, "lastPrice": str(price), **quotes,
                 "openPrice": str(price), "highPrice": str(price), "lowPrice": str(price),
                 "volume": "100", "quoteVolume": str(price * 100), "priceChange": "0",
                 "priceChangePercent": "0", "weightedAvgPrice": str(price),
@@ -642,6 +645,14 @@ class ExchangeEmulator:
         symbol = self._market(params).symbol if "symbol" in params else None
         return [self._order_json(o) for o in self.ledger.orders.values()
                 if o.is_open and (symbol is None or o.symbol == symbol)]
+
+    def _all_orders(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        symbol = self._market(params).symbol
+        start = int(params.get("startTime", "0"))
+        limit = min(int(params.get("limit", "500")), 1000)
+        found = [self._order_json(o) for o in self.ledger.orders.values()
+                 if o.symbol == symbol and o.created >= start]
+        return found[:limit]
 
     def _my_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
         market = self._market(params)

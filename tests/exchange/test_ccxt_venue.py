@@ -135,6 +135,16 @@ def test_fetch_candles_pages_and_returns_closed_candles_only(
     assert emulator.calls["GET /api/v3/klines"] == 3
 
 
+def test_ticker_without_quotes_takes_them_from_the_order_book(
+        market: ExchangeEmulator, make_venue: VenueFactory) -> None:
+    market.ticker_quotes = False
+    ticker = run(make_venue(), lambda v: v.fetch_ticker(BTC))
+    assert (ticker.last, ticker.bid, ticker.ask) == (
+        Decimal(30000), Decimal("29999.99"), Decimal("30000.01"))
+    assert (ticker.bid_amount, ticker.ask_amount) == (Decimal(1), Decimal(1))
+    assert market.calls["GET /api/v3/depth"] == 1
+
+
 # ---- orders --------------------------------------------------------------------------------
 
 
@@ -336,6 +346,18 @@ def test_when_the_lookup_fails_too_the_order_is_not_resent(
     assert len(market.orders_with_client_id("unknown-1")) == 1
 
 
+@pytest.mark.parametrize(("fault", "creates"), [("drop_after_accept", 1), ("unavailable", 2)])
+def test_without_lookup_by_client_id_the_order_lists_are_searched(
+        market: ExchangeEmulator, make_venue: VenueFactory, fault: str, creates: int) -> None:
+    venue = make_venue()
+    venue._lookup_by_client_id = False  # as for exchanges ccxt cannot query by client id
+    market.inject(fault, CREATE)
+    order = run(venue, lambda v: v.submit_order(limit_buy("scan-1", "29000")))
+    assert market.calls[CREATE] == creates
+    assert market.calls[QUERY] == 0 and market.calls["GET /api/v3/allOrders"] >= 1
+    assert_agrees(market, order)
+
+
 def test_repeated_drops_end_with_one_order(market: ExchangeEmulator,
                                            make_venue: VenueFactory) -> None:
     market.inject("unavailable", CREATE, calls=(1, 2))
@@ -394,6 +416,14 @@ def test_clock_skew_is_corrected_once_and_the_request_repeated(
     assert order.status is OrderStatus.FILLED
     assert market.calls["GET /api/v3/time"] == 1
     assert_agrees(market, order)
+
+
+def test_a_single_timestamp_rejection_resynchronises_the_clock(
+        market: ExchangeEmulator, make_venue: VenueFactory) -> None:
+    market.inject("clock_skew", "GET /api/v3/account")
+    balances = run(make_venue(), lambda v: v.fetch_balances())
+    assert {b.currency for b in balances} == {"USDT", "BTC"}
+    assert market.calls["GET /api/v3/account"] == 2 and market.calls["GET /api/v3/time"] == 1
 
 
 def test_retry_after_header_forms() -> None:

@@ -8,14 +8,16 @@ from collections.abc import AsyncGenerator
 from decimal import Decimal
 from typing import TypeVar
 
+import ccxt
 import pytest
 
 from terminal.core.clock import ManualClock
 from terminal.core.errors import VenueError
 from terminal.core.model import MINUTE_MS, Candle, Ticker, Timeframe
 from terminal.core.ports import CandleTick
+from terminal.exchange.ccxt_venue import CcxtVenue
 from terminal.exchange.feeds import LiveCandleTracker
-from tests.exchange.conftest import VenueFactory
+from tests.exchange.conftest import VenueFactory, fast_retry
 from tests.exchange.emulator import ExchangeEmulator
 from tests.factories import START_MS, make_series
 
@@ -118,3 +120,52 @@ def test_a_non_retryable_failure_ends_the_stream_with_its_error(
 
     with pytest.raises(VenueError, match=r"does not list this market.*NOPE/USDT"):
         asyncio.run(scenario())
+
+
+def test_websocket_candles_close_once_and_are_backfilled_after_a_reconnect(
+        emulator: ExchangeEmulator) -> None:
+    history = make_series(10)
+    clock = ManualClock(START_MS + 5 * MINUTE_MS + 30_000)
+    emulator.set_candles("BTCUSDT", "1m", history.take(0, 6))
+    venue = CcxtVenue("binance", websocket=True, clock=clock, retry=fast_retry(),
+                      rate_limit_ms=0, api_base_url=emulator.base_url)
+    assert venue.has_websocket
+
+    def rows(*minutes: int) -> list[list[float]]:
+        return [[float(history.open_time[m]), history.open[m], history.high[m],
+                 history.low[m], history.close[m], history.volume[m]] for m in minutes]
+
+    pushes: asyncio.Queue[object] = asyncio.Queue()
+
+    async def watch_ohlcv(symbol: str, timeframe: str) -> list[list[float]]:
+        item = await pushes.get()
+        if isinstance(item, BaseException):
+            raise item
+        assert isinstance(item, list)
+        return item
+
+    venue._exchange.watch_ohlcv = watch_ohlcv  # the websocket itself is ccxt's business
+
+    async def scenario() -> list[CandleTick]:
+        stream = venue.stream_candles(["BTC/USDT"], M1)
+        ticks: list[CandleTick] = []
+        async with contextlib.aclosing(stream):
+            ticks += await _take(stream, 2)  # REST start: 4 closed, 5 forming
+            await pushes.put(rows(4, 5))  # the socket repeats what we know: nothing new
+            await pushes.put(rows(5, 6))  # minute 6 began: 5 closed, 6 forming
+            ticks += await _take(stream, 2)
+            # The socket drops; two minutes pass before it is back.
+            emulator.set_candles("BTCUSDT", "1m", history.take(0, 9))
+            clock.set(START_MS + 8 * MINUTE_MS + 1_000)
+            await pushes.put(ccxt.NetworkError("connection reset"))
+            ticks += await _take(stream, 3)  # backfilled over REST: 6, 7 closed, 8 forming
+            await pushes.put(rows(7, 8, 9))
+            ticks += await _take(stream, 2)  # 8 closed, 9 forming
+        await venue.close()
+        return ticks
+
+    ticks = asyncio.run(scenario())
+    closed = [(t.candle.open_time - START_MS) // MINUTE_MS for t in ticks if t.closed]
+    forming = [(t.candle.open_time - START_MS) // MINUTE_MS for t in ticks if not t.closed]
+    assert closed == [4, 5, 6, 7, 8]
+    assert forming == [5, 6, 8, 9]
