@@ -48,6 +48,7 @@ from terminal.core.errors import (
     MarketClosed,
     OrderNotFound,
     OrderRejected,
+    RateLimited,
     VenueError,
     VenueUnavailable,
 )
@@ -94,6 +95,11 @@ _DIRECT_CLIENT_ID_LOOKUP = frozenset({"okx", "bitget", "kucoin"})
 #: How far back closed orders are searched for a client id (a lost answer is seconds old).
 _SCAN_BACK_MS = 24 * 60 * 60 * 1000
 _CCXT_LOGGERS = ("ccxt", "ccxt.base.exchange", "ccxt.async_support.base.exchange")
+#: One redactor for every venue in the process: ccxt's loggers are global, and a key given to
+#: any venue must stay out of every log line.
+_REDACT = Redactor()
+for _name in _CCXT_LOGGERS:
+    logging.getLogger(_name).addFilter(RedactingFilter(_REDACT))
 
 
 def exchange_ids() -> list[str]:
@@ -133,8 +139,8 @@ class CcxtVenue:
             if value:
                 config[name] = value
         self._exchange: Any = getattr(module, exchange_id)(config)
-        self._redact = Redactor((api_key, secret, password))
-        _install_log_filter(self._redact)
+        self._redact = _REDACT
+        _REDACT.add(api_key, secret, password)
         self._spot_only_options()
         self._sandbox = sandbox
         if sandbox:
@@ -306,6 +312,9 @@ class CcxtVenue:
                     raise error from failure
                 retry += 1
                 delay = self._retry.delay(retry - 1, error)
+                if isinstance(error, RateLimited) and delay > self._retry.max_wait_s:
+                    # A 429/418 refuses the request before the exchange looks at it.
+                    raise error from failure
                 if retry >= self._retry.attempts or delay > self._retry.max_wait_s:
                     found = await self._lookup_after_failure(request, error)
                     if found is not None:
@@ -641,11 +650,6 @@ async def _merged(producers: Sequence[Callable[[Put], Coroutine[Any, Any, None]]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _install_log_filter(redact: Redactor) -> None:
-    for name in _CCXT_LOGGERS:
-        logging.getLogger(name).addFilter(RedactingFilter(redact))
 
 
 def _rebase_urls(urls: Any, base_url: str) -> Any:

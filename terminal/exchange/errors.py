@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _SIGNATURE_RE = re.compile(r"(signature=)[0-9A-Za-z%+/=_-]+")
+_SECRET_FIELD_RE = re.compile(
+    r"""(['"][\w-]*(?:sign|key|secret|passphrase|token)[\w-]*['"]\s*:\s*['"])[^'"]+""",
+    re.IGNORECASE)
 _JSON_RE = re.compile(r"\{.*\}", re.DOTALL)
 
 
@@ -70,13 +73,23 @@ class RetryPolicy:
 
 
 class Redactor:
-    """Removes API keys, secrets and request signatures from text that may be shown or logged."""
+    """Removes API keys, secrets and request signatures from text that may be shown or logged.
+
+    It knows the secrets it was given (:meth:`add`) and recognises signatures by shape: a
+    ``signature=`` query parameter and header or field names containing sign, key, secret,
+    passphrase or token.
+    """
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
-        self._secrets = [s for s in secrets if s and len(s) >= 4]
+        self._secrets: set[str] = set()
+        self.add(*secrets)
+
+    def add(self, *secrets: str | None) -> None:
+        self._secrets.update(s for s in secrets if s and len(s) >= 4)
 
     def __call__(self, text: str) -> str:
         text = _SIGNATURE_RE.sub(r"\1<redacted>", text)
+        text = _SECRET_FIELD_RE.sub(r"\1<redacted>", text)
         for secret in self._secrets:
             text = text.replace(secret, "<redacted>")
         return text

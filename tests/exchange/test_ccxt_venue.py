@@ -28,7 +28,7 @@ from terminal.core.errors import (
 from terminal.core.model import Order, OrderSide, OrderStatus, OrderType, TimeInForce, VenueKind
 from terminal.core.ports import OrderRequest
 from terminal.exchange.ccxt_venue import CcxtVenue
-from terminal.exchange.errors import RetryPolicy, retry_after_seconds
+from terminal.exchange.errors import Redactor, RetryPolicy, retry_after_seconds
 from tests.exchange.conftest import VenueFactory, fast_retry
 from tests.exchange.emulator import API_KEY, SECRET, ExchangeEmulator
 from tests.factories import make_series
@@ -407,6 +407,11 @@ def test_a_long_ban_is_reported_at_once_with_its_duration(
         run(make_venue(retry=policy), lambda v: v.fetch_candles(
             BTC, make_series(1).timeframe, 0, 10**13))
     assert caught.value.retry_after == 600 and waits == []
+    market.inject("ban", CREATE, retry_after=600)
+    with pytest.raises(RateLimited, match="IP ban"):
+        run(make_venue(retry=policy), lambda v: v.submit_order(market_buy("banned")))
+    assert market.calls[CREATE] == 1 and market.calls[QUERY] == 1  # the pre-check only
+    assert market.all_orders() == [] and waits == []
 
 
 def test_clock_skew_is_corrected_once_and_the_request_repeated(
@@ -431,6 +436,14 @@ def test_retry_after_header_forms() -> None:
     assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0
     assert retry_after_seconds({"Content-Type": "x"}) is None
     assert retry_after_seconds(None) is None
+
+
+def test_redaction_covers_signed_urls_header_secrets_and_known_keys() -> None:
+    redact = Redactor(["my-api-key-1"])
+    text = redact("GET https://x/api?a=1&signature=9f3a0b {'X-MBX-APIKEY': 'my-api-key-1',"
+                  " 'OK-ACCESS-SIGN': 'c2lnbg==', 'Content-Type': 'application/json'}")
+    assert text == ("GET https://x/api?a=1&signature=<redacted> {'X-MBX-APIKEY': '<redacted>',"
+                    " 'OK-ACCESS-SIGN': '<redacted>', 'Content-Type': 'application/json'}")
 
 
 def test_keys_and_signatures_never_reach_logs_or_messages(
