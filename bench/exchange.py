@@ -86,8 +86,8 @@ def rows(data: Path) -> list[Row]:
         with tempfile.TemporaryDirectory() as folder:
             cli = _child(_cli_argv(Path(folder), emulator.base_url))
             assert cli["stored"] == YEAR_BARS, cli
-        result.append((f"download {YEAR_BARS:,} 1m candles (one year) through the CLI,"
-                       " paced by ccxt's Binance rate limit",
+        result.append((f"download {YEAR_BARS:,} 1m candles (one year) from the local Binance"
+                       " emulator through the CLI, paced by ccxt's Binance rate limit",
                        f"{cli['wall_s']:.1f} s ({YEAR_BARS / cli['wall_s']:,.0f} candles/s)",
                        "-"))
         result.append(("peak RSS of that download", f"{cli['peak_rss_mb']:.0f} MB", "-"))
