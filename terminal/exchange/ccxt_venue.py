@@ -81,6 +81,8 @@ from terminal.exchange.feeds import LiveCandleTracker, series_from_rows
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Raw = dict[str, Any]
+#: Hands one item (or an error that ends the stream) from a feed producer to its consumer.
+Put = Callable[[object], Awaitable[None]]
 
 #: Candles per ``fetch_ohlcv`` request when the exchange does not declare its maximum.
 DEFAULT_CANDLES_PER_REQUEST = 500
@@ -550,7 +552,7 @@ class CcxtVenue:
     # ---- internals: live data ---------------------------------------------------------------
 
     async def _follow_candles(self, symbol: str, timeframe: Timeframe, code: str, watch: bool,
-                              put: Callable[[object], Awaitable[None]]) -> None:
+                              put: Put) -> None:
         tracker = LiveCandleTracker(timeframe)
         failures = 0
         backfill = True
@@ -569,20 +571,14 @@ class CcxtVenue:
             except asyncio.CancelledError:
                 raise
             except Exception as failure:
-                error = self._translate(failure)
-                if not error.retryable:
-                    await put(error)
+                if not await self._after_failure(failure, failures, put, f"{symbol} candles"):
                     return
                 backfill = True
-                delay = self._retry.delay(failures, error)
                 failures += 1
-                log.warning("%s: live %s candles interrupted (%s); reconnecting in %.1f s",
-                            self._name, symbol, error, delay)
-                await self._retry.sleep(delay)
 
     async def _poll_candles(self, symbol: str, timeframe: Timeframe, code: str,
                             tracker: LiveCandleTracker,
-                            put: Callable[[object], Awaitable[None]]) -> None:
+                            put: Put) -> None:
         """Fetch from the last closed candle on (all missed ones, page by page)."""
         limit = self.candles_per_request
         while True:
@@ -595,7 +591,7 @@ class CcxtVenue:
                 return
 
     async def _follow_ticker(self, symbol: str, watch: bool,
-                             put: Callable[[object], Awaitable[None]]) -> None:
+                             put: Put) -> None:
         last: Ticker | None = None
         failures = 0
         while True:
@@ -615,23 +611,30 @@ class CcxtVenue:
             except asyncio.CancelledError:
                 raise
             except Exception as failure:
-                error = self._translate(failure)
-                if not error.retryable:
-                    await put(error)
+                if not await self._after_failure(failure, failures, put, f"{symbol} ticker"):
                     return
-                delay = self._retry.delay(failures, error)
                 failures += 1
-                await self._retry.sleep(delay)
+
+    async def _after_failure(self, failure: Exception, failures: int, put: Put,
+                             what: str) -> bool:
+        """Back off before reconnecting a live feed; False, with the error handed to the
+        consumer, when the failure cannot go away by trying again."""
+        error = self._translate(failure)
+        if not error.retryable:
+            await put(error)
+            return False
+        delay = self._retry.delay(failures, error)
+        log.warning("%s: live %s interrupted (%s); reconnecting in %.1f s", self._name, what,
+                    error, delay)
+        await self._retry.sleep(delay)
+        return True
 
 
 async def _emit(tracker: LiveCandleTracker, series: CandleSeries, symbol: str,
                 timeframe: Timeframe, now_ms: int,
-                put: Callable[[object], Awaitable[None]]) -> None:
+                put: Put) -> None:
     for candle, closed in tracker.update(list(series), now_ms):
         await put(CandleTick(symbol, timeframe, candle, closed))
-
-
-Put = Callable[[object], Awaitable[None]]
 
 
 async def _merged(producers: Sequence[Callable[[Put], Coroutine[Any, Any, None]]],

@@ -29,6 +29,11 @@ def candle(minute: int, close: float = 100.0) -> Candle:
     return Candle(START_MS + minute * MINUTE_MS, 100.0, max(101.0, close), 99.0, close, 1.0)
 
 
+def minutes(ticks: list[CandleTick], *, closed: bool) -> list[int]:
+    """Minutes after START_MS of the closed (or forming) candles, in the order reported."""
+    return [(t.candle.open_time - START_MS) // MINUTE_MS for t in ticks if t.closed is closed]
+
+
 def test_tracker_reports_each_closed_candle_once_across_overlaps() -> None:
     tracker = LiveCandleTracker(M1)
     now = START_MS + 2 * MINUTE_MS + 10_000
@@ -77,8 +82,7 @@ def test_polled_candles_close_exactly_once_even_across_an_outage(
         return ticks
 
     ticks = asyncio.run(scenario())
-    closed = [(t.candle.open_time - START_MS) // MINUTE_MS for t in ticks if t.closed]
-    forming = [(t.candle.open_time - START_MS) // MINUTE_MS for t in ticks if not t.closed]
+    closed, forming = minutes(ticks, closed=True), minutes(ticks, closed=False)
     assert closed == [4, 5, 6, 7, 8]
     assert forming == [5, 8, 9]
     assert all(t.candle == history[int((t.candle.open_time - START_MS) // MINUTE_MS)]
@@ -165,7 +169,6 @@ def test_websocket_candles_close_once_and_are_backfilled_after_a_reconnect(
         return ticks
 
     ticks = asyncio.run(scenario())
-    closed = [(t.candle.open_time - START_MS) // MINUTE_MS for t in ticks if t.closed]
-    forming = [(t.candle.open_time - START_MS) // MINUTE_MS for t in ticks if not t.closed]
+    closed, forming = minutes(ticks, closed=True), minutes(ticks, closed=False)
     assert closed == [4, 5, 6, 7, 8]
     assert forming == [5, 6, 8, 9]
