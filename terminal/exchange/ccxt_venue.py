@@ -105,7 +105,7 @@ for _name in _CCXT_LOGGERS:
 
 
 def exchange_ids() -> list[str]:
-    """Every exchange id ccxt supports."""
+    """Every exchange id ccxt supports (for pickers such as the API-keys dialog)."""
     return list(ccxt.exchanges)
 
 
@@ -128,8 +128,9 @@ class CcxtVenue:
                  websocket: bool = True, poll_interval_s: float = 2.0,
                  rate_limit_ms: float | None = None, api_base_url: str | None = None) -> None:
         exchange_id = exchange_id.strip().lower()
-        if exchange_id not in ccxt.exchanges:
-            close = difflib.get_close_matches(exchange_id, ccxt.exchanges, n=3)
+        known = exchange_ids()
+        if exchange_id not in known:
+            close = difflib.get_close_matches(exchange_id, known, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise InvalidArgument(f"unknown exchange {exchange_id!r}{hint}")
         self._websocket = websocket and exchange_id in ccxt_pro.exchanges
@@ -144,7 +145,6 @@ class CcxtVenue:
         self._redact = _REDACT
         _REDACT.add(api_key, secret, password)
         self._spot_only_options()
-        self._sandbox = sandbox
         if sandbox:
             # Many exchanges declare an empty test URL: setting it would send requests nowhere.
             if not self._exchange.urls.get("test"):
@@ -402,7 +402,11 @@ class CcxtVenue:
         return [self._to_order(item, None, None) for item in raw]
 
     async def fetch_fills(self, symbol: str, since_ms: int | None = None) -> Sequence[Fill]:
-        """Our executions on ``symbol``, oldest first, each tied to its client order id."""
+        """Our executions on ``symbol``, oldest first, each tied to its client order id.
+
+        Without ``since_ms`` the exchange decides how far back it answers (Binance: the
+        latest 500 trades); the order manager passes the time of the last fill it knows.
+        """
         await self.instrument(symbol)
         fills: list[Fill] = []
         seen: set[str] = set()

@@ -458,3 +458,26 @@ def test_keys_and_signatures_never_reach_logs_or_messages(
     assert "signature=<redacted>" in text  # ccxt did log the signed URL, redacted
     assert API_KEY not in text and SECRET not in text
     assert "signature=" not in text.replace("signature=<redacted>", "")
+
+
+def test_precision_in_every_ccxt_mode_becomes_a_step_size() -> None:
+    from ccxt.base.decimal_to_precision import DECIMAL_PLACES, SIGNIFICANT_DIGITS, TICK_SIZE
+
+    from terminal.exchange.ccxt_venue import _to_instrument
+
+    def market(price: float, amount: float, **extra: object) -> dict[str, object]:
+        return {"symbol": "ETH/EUR", "base": "ETH", "quote": "EUR", "spot": True,
+                "active": True, "precision": {"price": price, "amount": amount},
+                "limits": {"amount": {"min": 0.001}, "cost": {"min": None}}, **extra}
+
+    ticks = _to_instrument("x", market(0.05, 0.001), TICK_SIZE)
+    places = _to_instrument("x", market(2, 4), DECIMAL_PLACES)
+    digits = _to_instrument("x", market(5, 8), SIGNIFICANT_DIGITS)
+    assert ticks is not None and (ticks.tick_size, ticks.lot_size) == (
+        Decimal("0.05"), Decimal("0.001"))
+    assert places is not None and (places.tick_size, places.lot_size) == (
+        Decimal("0.01"), Decimal("0.0001"))
+    assert digits is not None and digits.tick_size == Decimal("1e-8")
+    assert (ticks.min_amount, ticks.min_notional) == (Decimal("0.001"), Decimal(0))
+    assert _to_instrument("x", market(0.05, 0.001, active=False), TICK_SIZE) is None
+    assert _to_instrument("x", market(0.05, 0.001, spot=False), TICK_SIZE) is None
