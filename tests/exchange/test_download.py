@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -229,3 +232,28 @@ def test_download_command_from_the_simulated_market(
     with Store.open(data_dir) as store:
         stored = store.candles.load(SeriesKey("simulated", "ETH/USDT", Timeframe.H1))
     assert len(stored) == 168
+
+
+def test_ctrl_c_stops_the_download_command_and_a_rerun_completes_it(
+        data_dir: Path, emulator: ExchangeEmulator) -> None:
+    series = make_series(30_000)
+    emulator.set_candles("BTCUSDT", "1m", series)
+    args = [sys.executable, "-m", "terminal", "--data-dir", str(data_dir), "download",
+            "--exchange", "binance", "--symbol", "BTC/USDT", "--timeframe", "1m", "--since",
+            format_ms(START_MS), "--until", format_ms(end_of(series)), "--api-url",
+            emulator.base_url]
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stderr is not None
+    first_progress = child.stderr.readline()  # written after the first page was stored
+    child.send_signal(signal.SIGINT)
+    _, rest = child.communicate(timeout=60)
+    assert "missing candles requested" in first_progress
+    assert child.returncode == 130 and "interrupted" in rest
+    with Store.open(data_dir) as store:
+        partial = store.candles.load(KEY)
+    assert 0 < len(partial) < len(series) and partial == series.take(0, len(partial))
+    finish = subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=120,
+                            check=True)
+    assert json.loads(finish.stdout)["stored"] == len(series) - len(partial)
+    with Store.open(data_dir) as store:
+        assert store.candles.load(KEY) == series
