@@ -76,7 +76,7 @@ from terminal.exchange.errors import (
     call_with_retry,
     translate,
 )
-from terminal.exchange.feeds import LiveCandleTracker, series_from_rows
+from terminal.exchange.feeds import CLOSE_GRACE_MS, LiveCandleTracker, series_from_rows
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -218,10 +218,11 @@ class CcxtVenue:
 
     async def fetch_candles(self, symbol: str, timeframe: Timeframe, start_ms: int,
                             end_ms: int) -> CandleSeries:
-        """Closed candles with ``start_ms <= open_time < end_ms``, paging as needed."""
+        """Closed candles with ``start_ms <= open_time < end_ms``, paging as needed (a candle
+        counts as closed a few seconds after its end: see :data:`feeds.CLOSE_GRACE_MS`)."""
         await self.instrument(symbol)
         code = self._timeframe_code(timeframe)
-        closed_end = min(end_ms, timeframe.floor(self._clock.now_ms()))
+        closed_end = min(end_ms, timeframe.floor(self._clock.now_ms() - CLOSE_GRACE_MS))
         since = timeframe.floor(start_ms)
         if since < start_ms:
             since += timeframe.ms

@@ -30,6 +30,10 @@ from terminal.core.storage import Store
 
 #: Candles asked for per page when the venue does not say how many it serves per request.
 DEFAULT_PAGE_BARS = 1000
+#: A candle is taken as closed by our clock only this long after its period ended: computer
+#: and exchange clocks differ by seconds, and a candle stored or published as closed while
+#: the exchange still adds trades to it would never be corrected.
+CLOSE_GRACE_MS = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,7 @@ async def download_history(store: Store, venue: MarketDataVenue, symbol: str,
         raise InvalidArgument(f"{venue.display_name} does not list {symbol}"
                               f" (it lists {len(known)} pairs, e.g. {sample})")
     now = clock.now_ms()
-    newest_closed_end = timeframe.floor(now)
+    newest_closed_end = timeframe.floor(now - CLOSE_GRACE_MS)
     first = timeframe.floor(start_ms)
     last = newest_closed_end if end_ms is None else min(end_ms, newest_closed_end)
     if last <= first:
@@ -165,8 +169,8 @@ class LiveCandleTracker:
 
     Feed it every candle list the exchange delivers (overlapping polls, websocket caches,
     a backfill after a reconnect); it returns each closed candle exactly once, in order, and
-    the forming candle whenever it changed. A candle counts as closed when its period is over
-    by ``now`` or when a newer candle already exists.
+    the forming candle whenever it changed. A candle counts as closed when a newer candle
+    already exists, or when its period ended more than :data:`CLOSE_GRACE_MS` ago.
     """
 
     def __init__(self, timeframe: Timeframe) -> None:
@@ -191,7 +195,8 @@ class LiveCandleTracker:
         for candle in ordered:
             if self.last_closed is not None and candle.open_time <= self.last_closed:
                 continue
-            closed = candle.open_time + self.timeframe.ms <= now_ms or candle.open_time < newest
+            ended = candle.open_time + self.timeframe.ms + CLOSE_GRACE_MS <= now_ms
+            closed = ended or candle.open_time < newest
             if closed:
                 out.append((candle, True))
                 self.last_closed = candle.open_time

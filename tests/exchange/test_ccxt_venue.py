@@ -299,6 +299,14 @@ def test_refused_orders_are_clear_and_never_retried(
     assert market.all_orders() == []
 
 
+def test_an_injected_balance_refusal_is_not_retried(market: ExchangeEmulator,
+                                                     make_venue: VenueFactory) -> None:
+    market.inject("insufficient", CREATE)
+    with pytest.raises(InsufficientFunds):
+        run(make_venue(), lambda v: v.submit_order(limit_buy("poor", "29000")))
+    assert market.calls[CREATE] == 1 and market.all_orders() == []
+
+
 def test_bad_key_is_an_authentication_error_and_not_retried(
         market: ExchangeEmulator, make_venue: VenueFactory) -> None:
     with pytest.raises(AuthenticationFailed, match="refused the API key"):

@@ -80,6 +80,14 @@ def test_missing_ranges_cover_head_holes_and_tail() -> None:
     assert missing_ranges(times[:0], M1, START_MS, START_MS + MINUTE_MS)[0].missing == 1
 
 
+def test_a_candle_is_not_taken_as_closed_until_a_few_seconds_after_its_end(
+        data_dir: Path, history: CandleSeries, make_venue: VenueFactory) -> None:
+    with Store.open(data_dir) as store:
+        early = download(store, make_venue(), START_MS, None, now=end_of(history) + 4_999)
+        assert early.end_ms == end_of(history) - M1.ms
+        assert store.candles.load(KEY) == history.take(0, BARS - 1)
+
+
 def test_download_fills_the_store_then_has_nothing_left_to_do(
         data_dir: Path, history: CandleSeries, emulator: ExchangeEmulator,
         make_venue: VenueFactory) -> None:
@@ -100,7 +108,7 @@ def test_download_resumes_where_the_store_ends(data_dir: Path, history: CandleSe
                                                make_venue: VenueFactory) -> None:
     with Store.open(data_dir) as store:
         store.candles.upsert(KEY, history.take(0, 2500))
-        report = download(store, make_venue(), START_MS, None, now=end_of(history))
+        report = download(store, make_venue(), START_MS, None, now=end_of(history) + 5_000)
         assert store.candles.load(KEY) == history
     assert (report.already_stored, report.missing_before, report.stored) == (2500, 500, 500)
     assert emulator.calls[KLINES] == 1

@@ -46,6 +46,10 @@ def test_tracker_reports_each_closed_candle_once_across_overlaps() -> None:
     again = tracker.update([candle(1), candle(2, 101), candle(3), candle(4)], later)
     assert again == [(candle(2, 101), True), (candle(3), True), (candle(4), False)]
     assert tracker.resume_from(later) == candle(4).open_time
+    # The newest candle closes by the clock only a few seconds after its end.
+    end_of_4 = candle(4).open_time + MINUTE_MS
+    assert tracker.update([candle(4)], end_of_4 + 4_999) == []
+    assert tracker.update([candle(4)], end_of_4 + 5_000) == [(candle(4), True)]
 
 
 async def _take(stream: AsyncGenerator[T, None], count: int, timeout: float = 10) -> list[T]:
