@@ -322,7 +322,9 @@ class CcxtVenue:
                     found = await self._lookup_after_failure(request, error)
                     if found is not None:
                         return found
-                    raise error from failure
+                    raise VenueUnavailable(f"{self._name}: order {request.client_order_id} was"
+                                           f" not placed, giving up after {retry} tries:"
+                                           f" {error}") from failure
                 log.warning("%s failed (%s); checking whether it arrived", what, error)
                 await self._retry.sleep(delay)
                 found = await self._lookup_after_failure(request, error)

@@ -366,6 +366,15 @@ def test_without_lookup_by_client_id_the_order_lists_are_searched(
     assert_agrees(market, order)
 
 
+def test_an_order_that_never_gets_through_is_reported_as_not_placed(
+        market: ExchangeEmulator, make_venue: VenueFactory) -> None:
+    market.inject("unavailable", CREATE, calls=None)
+    with pytest.raises(VenueUnavailable, match=r"order never-1 was not placed.*4 tries"):
+        run(make_venue(retry=fast_retry(attempts=4)),
+            lambda v: v.submit_order(market_buy("never-1")))
+    assert market.calls[CREATE] == 4 and market.all_orders() == []
+
+
 def test_repeated_drops_end_with_one_order(market: ExchangeEmulator,
                                            make_venue: VenueFactory) -> None:
     market.inject("unavailable", CREATE, calls=(1, 2))
