@@ -94,6 +94,7 @@ class LedgerOrder:
     quote_executed: Decimal = Decimal(0)
     updated: int = 0
     triggered: bool = False
+    reserve_price: Decimal = Decimal(0)  # quote locked per unit of a buy
 
     @property
     def is_open(self) -> bool:
@@ -274,6 +275,28 @@ class ExchangeEmulator:
     def all_orders(self) -> list[LedgerOrder]:
         with self._lock:
             return list(self.ledger.orders.values())
+
+    def check_ledger(self) -> None:
+        """The ledger's own bookkeeping holds: nothing negative, and what is locked is exactly
+        what the open orders reserve."""
+        with self._lock:
+            locked: dict[str, Decimal] = {}
+            for order in self.ledger.orders.values():
+                if not order.is_open:
+                    continue
+                market = self.markets[order.symbol]
+                remaining = order.quantity - order.executed
+                if order.side == "BUY":
+                    asset, amount = market.quote, remaining * order.reserve_price
+                else:
+                    asset, amount = market.base, remaining
+                locked[asset] = locked.get(asset, Decimal(0)) + amount
+            for asset, (free, held) in self.ledger.balances.items():
+                assert free >= 0 and held >= 0, f"{asset}: free {free}, locked {held}"
+                assert held == locked.get(asset, Decimal(0)), f"{asset}: locked {held}"
+            for order in self.ledger.orders.values():
+                filled = sum((t.qty for t in self.trades_of(order.order_id)), Decimal(0))
+                assert filled == order.executed, f"order {order.order_id}: trades {filled}"
 
     def trades_of(self, order_id: int) -> list[LedgerTrade]:
         with self._lock:
@@ -500,7 +523,7 @@ class ExchangeEmulator:
         now = self.now_ms()
         order = LedgerOrder(next(self._order_ids), client_id, market.symbol, side, kind,
                             params.get("timeInForce", "GTC"), quantity, price, stop, now,
-                            updated=now)
+                            updated=now, reserve_price=price or last)
         self.ledger.orders[order.order_id] = order
         balance = self.ledger.balances[reserve_asset]
         balance[0] -= reserve
@@ -578,9 +601,8 @@ class ExchangeEmulator:
             balances.setdefault(asset, [Decimal(0), Decimal(0)])
         quote_amount = qty * price
         if order.side == "BUY":
-            reserved_price = order.price or self.prices[order.symbol]
-            balances[market.quote][1] -= qty * reserved_price
-            balances[market.quote][0] += qty * reserved_price - quote_amount
+            balances[market.quote][1] -= qty * order.reserve_price
+            balances[market.quote][0] += qty * order.reserve_price - quote_amount
             fee = qty * FEE_RATE
             balances[market.base][0] += qty - fee
             fee_asset = market.base
@@ -602,7 +624,7 @@ class ExchangeEmulator:
         market = self.markets[order.symbol]
         remaining = order.quantity - order.executed
         if order.side == "BUY":
-            asset, amount = market.quote, remaining * (order.price or self.prices[order.symbol])
+            asset, amount = market.quote, remaining * order.reserve_price
         else:
             asset, amount = market.base, remaining
         balance = self.ledger.balances[asset]

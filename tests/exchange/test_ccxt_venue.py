@@ -70,6 +70,7 @@ def limit_buy(client_id: str, price: str, amount: str = "0.01") -> OrderRequest:
 
 def assert_agrees(emulator: ExchangeEmulator, *orders: Order) -> None:
     """Every reported order exists exactly once in the ledger, with the same state."""
+    emulator.check_ledger()
     for order in orders:
         found = emulator.orders_with_client_id(order.client_order_id)
         assert len(found) == 1, f"{order.client_order_id}: {len(found)} orders in the ledger"
