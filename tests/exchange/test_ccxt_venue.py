@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import ccxt
 import pytest
 
 from terminal.core.errors import (
@@ -499,3 +500,41 @@ def test_precision_in_every_ccxt_mode_becomes_a_step_size() -> None:
     assert (ticks.min_amount, ticks.min_notional) == (Decimal("0.001"), Decimal(0))
     assert _to_instrument("x", market(0.05, 0.001, active=False), TICK_SIZE) is None
     assert _to_instrument("x", market(0.05, 0.001, spot=False), TICK_SIZE) is None
+
+
+def test_attached_take_profit_and_stop_loss_use_ccxts_unified_params() -> None:
+    """OKX has native exits attached to an order; the emulator speaks Binance, so this one
+    checks the arguments handed to ccxt's real okx class (whose markets are set, not fetched)."""
+    venue = CcxtVenue("okx", api_key="k", secret="s", password="p", websocket=False,
+                      retry=fast_retry())
+    exchange: Any = venue._exchange
+    exchange.set_markets([{
+        "id": "BTC-USDT", "symbol": "BTC/USDT", "base": "BTC", "quote": "USDT",
+        "baseId": "BTC", "quoteId": "USDT", "type": "spot", "spot": True, "active": True,
+        "precision": {"price": 0.1, "amount": 0.0001},
+        "limits": {"amount": {"min": 0.0001}, "cost": {"min": 1}},
+    }])
+    sent: list[tuple[Any, ...]] = []
+
+    async def load_markets(*_args: Any, **_kwargs: Any) -> dict[str, Any]:
+        return dict(exchange.markets)
+
+    async def fetch_order(*_args: Any) -> dict[str, Any]:
+        raise ccxt.OrderNotFound("okx order does not exist")
+
+    async def create_order(*args: Any) -> dict[str, Any]:
+        sent.append(args)
+        return {"id": "77", "clientOrderId": args[5]["clientOrderId"], "symbol": args[0],
+                "type": args[1], "side": args[2], "amount": args[3], "price": args[4],
+                "status": "open", "filled": 0, "timestamp": 1}
+
+    exchange.load_markets, exchange.fetch_order = load_markets, fetch_order
+    exchange.create_order = create_order
+    request = OrderRequest("bracket1", BTC, OrderSide.BUY, OrderType.LIMIT,
+                           Decimal("0.01234"), price=Decimal("30000.04"),
+                           take_profit=Decimal("33000.06"), stop_loss=Decimal("28000.01"))
+    order = run(venue, lambda v: v.submit_order(request))
+    assert sent == [(BTC, "limit", "buy", 0.0123, 30000.0, {
+        "clientOrderId": "bracket1", "timeInForce": "GTC",
+        "takeProfit": {"triggerPrice": 33000.1}, "stopLoss": {"triggerPrice": 28000.0}})]
+    assert order.status is OrderStatus.OPEN and order.price == Decimal(30000)
