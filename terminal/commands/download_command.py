@@ -14,6 +14,7 @@ from terminal.core.errors import InvalidArgument
 from terminal.core.model import Timeframe, normalize_symbol
 from terminal.core.paths import resolve_data_dir
 from terminal.core.ports import MarketDataVenue
+from terminal.core.settings import SettingsFile
 from terminal.core.storage import Store
 from terminal.core.timefmt import format_ms, parse_user_time
 from terminal.exchange.feeds import DownloadProgress, DownloadReport, download_history
@@ -75,7 +76,9 @@ def _venue(args: argparse.Namespace) -> MarketDataVenue:
     if exchange == SIMULATED_VENUE:
         if args.sandbox or args.api_url:
             raise InvalidArgument("--sandbox and --api-url apply to real exchanges only")
-        return SimulatedMarket()
+        # The user's simulated market: the one the window shows (its seed is a setting).
+        seed = SettingsFile().load().simulated.seed
+        return SimulatedMarket() if seed is None else SimulatedMarket(seed=seed)
     # Imported here: ccxt takes a noticeable time to import, and other commands never need it.
     from terminal.exchange.ccxt_venue import CcxtVenue
 
