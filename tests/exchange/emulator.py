@@ -282,15 +282,9 @@ class ExchangeEmulator:
         with self._lock:
             locked: dict[str, Decimal] = {}
             for order in self.ledger.orders.values():
-                if not order.is_open:
-                    continue
-                market = self.markets[order.symbol]
-                remaining = order.quantity - order.executed
-                if order.side == "BUY":
-                    asset, amount = market.quote, remaining * order.reserve_price
-                else:
-                    asset, amount = market.base, remaining
-                locked[asset] = locked.get(asset, Decimal(0)) + amount
+                if order.is_open:
+                    asset, amount = self._reserved(order)
+                    locked[asset] = locked.get(asset, Decimal(0)) + amount
             for asset, (free, held) in self.ledger.balances.items():
                 assert free >= 0 and held >= 0, f"{asset}: free {free}, locked {held}"
                 assert held == locked.get(asset, Decimal(0)), f"{asset}: locked {held}"
@@ -515,17 +509,16 @@ class ExchangeEmulator:
         if kind == "LIMIT_MAKER" and ((side == "BUY" and price >= last) or
                                       (side == "SELL" and price <= last)):
             raise ExchangeError(400, -2010, "Order would immediately match and take.")
-        reserve_asset, reserve = self._reservation(market, side, quantity, price or last)
-        free = self.ledger.balances.get(reserve_asset, [Decimal(0), Decimal(0)])[0]
-        if free < reserve:
-            raise ExchangeError(400, -2010,
-                                "Account has insufficient balance for requested action.")
         now = self.now_ms()
         order = LedgerOrder(next(self._order_ids), client_id, market.symbol, side, kind,
                             params.get("timeInForce", "GTC"), quantity, price, stop, now,
                             updated=now, reserve_price=price or last)
+        reserve_asset, reserve = self._reserved(order)
+        balance = self.ledger.balances.setdefault(reserve_asset, [Decimal(0), Decimal(0)])
+        if balance[0] < reserve:
+            raise ExchangeError(400, -2010,
+                                "Account has insufficient balance for requested action.")
         self.ledger.orders[order.order_id] = order
-        balance = self.ledger.balances[reserve_asset]
         balance[0] -= reserve
         balance[1] += reserve
         first_trade = len(self.ledger.trades)
@@ -563,11 +556,13 @@ class ExchangeEmulator:
         if notional < Decimal(market.min_notional):
             raise ExchangeError(400, -1013, "Filter failure: NOTIONAL")
 
-    def _reservation(self, market: MarketSpec, side: str, quantity: Decimal,
-                     price: Decimal) -> tuple[str, Decimal]:
-        if side == "BUY":
-            return market.quote, quantity * price
-        return market.base, quantity
+    def _reserved(self, order: LedgerOrder) -> tuple[str, Decimal]:
+        """What the unfilled rest of ``order`` holds locked: quote for a buy, base for a sell."""
+        market = self.markets[order.symbol]
+        remaining = order.quantity - order.executed
+        if order.side == "BUY":
+            return market.quote, remaining * order.reserve_price
+        return market.base, remaining
 
     def _round(self, quantity: Decimal, step: str) -> Decimal:
         return quantity.quantize(Decimal(step), rounding=ROUND_DOWN)
@@ -621,12 +616,7 @@ class ExchangeEmulator:
         order.status = "FILLED" if order.executed == order.quantity else "PARTIALLY_FILLED"
 
     def _close(self, order: LedgerOrder, status: str) -> None:
-        market = self.markets[order.symbol]
-        remaining = order.quantity - order.executed
-        if order.side == "BUY":
-            asset, amount = market.quote, remaining * order.reserve_price
-        else:
-            asset, amount = market.base, remaining
+        asset, amount = self._reserved(order)
         balance = self.ledger.balances[asset]
         balance[1] -= amount
         balance[0] += amount
