@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     from terminal.commands import (
         backtest_command,
         data_commands,
+        download_command,
         import_command,
         keys_command,
         optimize_command,
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     for command in (import_command, data_commands, backtest_command, screenshot_command,
-                    optimize_command, paper_command, keys_command, selfcheck_command):
+                    optimize_command, download_command, paper_command, keys_command,
+                    selfcheck_command):
         command.register(commands)
     return parser
 

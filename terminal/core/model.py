@@ -380,3 +380,17 @@ class Prediction:
     def target_time(self) -> int:
         """Open time of the last candle the forecast covers."""
         return self.made_from + self.horizon_bars * self.timeframe.ms
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    """The latest trade price and the best bid and ask of one pair on one venue."""
+
+    venue: str
+    symbol: str
+    timestamp: int
+    last: Decimal | None
+    bid: Decimal | None
+    ask: Decimal | None
+    bid_amount: Decimal | None = None
+    ask_amount: Decimal | None = None
