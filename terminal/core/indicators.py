@@ -8,6 +8,8 @@ sum: a running sum over a long history carries rounding noise that makes two equ
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
@@ -72,3 +74,64 @@ def _window_sum(values: FloatArray, period: int) -> FloatArray:
 def _check_period(period: int) -> None:
     if period < 1:
         raise InvalidArgument(f"an indicator period is at least 1 bar, got {period}")
+
+
+def ema(values: FloatArray, period: int) -> FloatArray:
+    """Exponential moving average with ``alpha = 2 / (period + 1)``, seeded with the SMA of the
+    first ``period`` values (as charting platforms do); NaN before that.
+
+    Leading NaN values (a series that starts later) are skipped: the average seeds at the first
+    ``period`` finite values.
+    """
+    import pandas as pd
+
+    _check_period(period)
+    out = np.full(len(values), np.nan)
+    finite = np.flatnonzero(np.isfinite(values))
+    if len(finite) < period:
+        return out
+    start = int(finite[0])
+    seed_end = start + period
+    seeded = np.array(values[seed_end - 1:], dtype=np.float64)
+    seeded[0] = values[start:seed_end].mean()
+    smoothed = pd.Series(seeded).ewm(alpha=2.0 / (period + 1), adjust=False).mean()
+    out[seed_end - 1:] = smoothed.to_numpy()
+    return out
+
+
+def bollinger(values: FloatArray, period: int, width: float) -> tuple[FloatArray, FloatArray,
+                                                                       FloatArray]:
+    """Bollinger bands: (lower, middle, upper), ``width`` population deviations around the SMA."""
+    if not width > 0:
+        raise InvalidArgument(f"a Bollinger band width is above 0 deviations, got {width}")
+    middle = sma(values, period)
+    spread = rolling_std(values, period) * width
+    return middle - spread, middle, middle + spread
+
+
+def macd(values: FloatArray, fast: int = 12, slow: int = 26,
+         signal: int = 9) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """MACD line (fast EMA minus slow EMA), its signal line (EMA of the line) and histogram."""
+    if fast >= slow:
+        raise InvalidArgument(f"the MACD's fast period ({fast}) must be below its slow period"
+                              f" ({slow})")
+    line = ema(values, fast) - ema(values, slow)
+    signal_line = ema(line, signal)
+    return line, signal_line, line - signal_line
+
+
+def warmup_bars(kind: str, period: int) -> int:
+    """Bars before a window whose values an indicator at the window's first bar depends on.
+
+    Moving windows (``sma``, Bollinger) look back ``period - 1`` bars. Exponential (``ema``)
+    and Wilder (``rsi``) smoothing forget their seed geometrically; after the bars returned
+    here the seed's weight is below 1e-7, invisible on a chart. Computing an indicator over
+    the visible range plus this warm-up therefore draws it as the full history would.
+    """
+    _check_period(period)
+    if kind == "sma":
+        return period - 1
+    decay = 1.0 - (1.0 / period if kind == "rsi" else 2.0 / (period + 1))
+    if decay <= 0.0:
+        return period
+    return period + math.ceil(math.log(1e-7) / math.log(decay))
