@@ -24,7 +24,7 @@ from typing import Any
 
 import PySide6
 import qasync
-from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtCore import QEvent, QSettings, QSize, Qt
 from PySide6.QtGui import QGuiApplication, QIcon, QImage
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
@@ -209,6 +209,14 @@ def run_window(data_dir: str | None, sim_speed: float | None) -> int:
             return int(loop.run_until_complete(_serve(terminal)))
     finally:
         asyncio.set_event_loop(None)
+        _delete_now(terminal.window)
+
+
+def _delete_now(window: MainWindow) -> None:
+    """Delete the window and its children now: the event loop that would have done it is gone,
+    and a half-alive window would still be restyled (and crash) by a later theme change."""
+    window.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 async def _serve(terminal: Terminal) -> int:
@@ -336,7 +344,7 @@ def save_screenshot(output: Path, *, data_dir: str | None, sim_speed: float | No
     finally:
         asyncio.set_event_loop(None)
         terminal.window.close()
-        terminal.window.deleteLater()
+        _delete_now(terminal.window)
     if not image.save(str(output), "PNG"):
         raise TerminalError(f"cannot write the screenshot {output}")
     return output

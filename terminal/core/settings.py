@@ -56,7 +56,7 @@ class TradingSettings(BaseModel):
     timeframe: str = Field(default="1h", description="candle timeframe strategies trade on")
     strategy: str = Field(default="sma_crossover", description="strategy of automated trading")
     model: str | None = Field(default=None, description="model whose predictions are used;"
-                                                        " None until one is trained")
+                                                        " none until one is trained")
     automated_trading: bool = Field(default=False,
                                     description="let the strategy place orders by itself")
 

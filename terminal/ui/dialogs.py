@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt
@@ -31,6 +32,7 @@ def shortcut_rows(actions: Sequence[QAction]) -> list[tuple[str, str]]:
                 for key in action.shortcuts()]
         if keys:
             name = (action.toolTip() or action.text()).replace("&", "")
+            name = re.sub(r"\s*\([^)]*\)$", "", name)  # tooltips end with the keys
             rows.append((name, ", ".join(keys)))
     return rows
 
@@ -104,8 +106,9 @@ class FirstRunWizard(QWizard):
         self.resize(640, 440)
         self.addPage(_page(
             "1 · The simulated market", "Everything works offline from the first minute.",
-            ["The terminal starts on a <b>built-in simulated market</b>: ten pairs whose prices"
-             " follow realistic statistics, generated on this computer. Nothing is connected to"
+            ["The terminal starts on a <b>built-in simulated market</b>: major pairs such as"
+             " BTC/USDT and ETH/USDT whose prices follow realistic statistics, generated on this"
+             " computer. Nothing is connected to"
              " an exchange and no money is involved.",
              "The status bar always says which kind of market you are on, in colour:"
              " <b>SIMULATED</b>, <b>PAPER</b> or <b>LIVE</b>.",

@@ -23,6 +23,7 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
+    QDialog,
     QDockWidget,
     QLabel,
     QMainWindow,
@@ -137,7 +138,6 @@ class MainWindow(QMainWindow):
         self._settings_file = settings_file
         self._trade_markers: dict[str, list[TradeMarker]] = {}
         self._tray: QSystemTrayIcon | None = None
-        self._dialog: PreferencesDialog | ShortcutsDialog | FirstRunWizard | None = None
         self._symbol: str | None = None
         self._timeframe = DEFAULT_TIMEFRAME
         self._watching: tuple[str, Timeframe] | None = None
@@ -221,7 +221,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self._docks["watchlist"]], [330], Qt.Orientation.Horizontal)
         self.resizeDocks([self._docks["watchlist"], self._docks["notifications"]], [560, 300],
                          Qt.Orientation.Vertical)
-        self.resizeDocks([self._docks["backtest"]], [320], Qt.Orientation.Vertical)
+        self.resizeDocks([self._docks["backtest"]], [400], Qt.Orientation.Vertical)
         # Backtests are run now and then: the panel starts closed, View → Backtest opens it.
         self._docks["backtest"].hide()
 
@@ -717,14 +717,12 @@ class MainWindow(QMainWindow):
         dialog.saved.connect(self._on_preferences_saved)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
-        self._dialog = dialog
         return dialog
 
     def show_shortcuts(self) -> ShortcutsDialog:
         dialog = ShortcutsDialog(self.shortcut_actions(), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
-        self._dialog = dialog
         return dialog
 
     def show_first_run_wizard(self) -> FirstRunWizard:
@@ -733,7 +731,6 @@ class MainWindow(QMainWindow):
         wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         wizard.finished.connect(lambda _result: self._remember_first_run())
         wizard.open()
-        self._dialog = wizard
         return wizard
 
     @property
@@ -850,6 +847,8 @@ class MainWindow(QMainWindow):
             self.select(symbol=result.symbol, timeframe=result.timeframe)
         if result.symbol == self._symbol:
             self._chart.set_trades(markers)
+            if markers:
+                self._chart.scroll_to_time(markers[-1].time)
         self.notify(Severity.INFO, "Backtest finished", self._backtest_panel.status_text,
                     desktop=False)
 
@@ -900,6 +899,9 @@ class MainWindow(QMainWindow):
         settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        # Open dialogs are separate windows: they close with the window they belong to.
+        for dialog in self.findChildren(QDialog):
+            dialog.close()
         self._save_settings()
         for unsubscribe in self._unsubscribers:
             unsubscribe()

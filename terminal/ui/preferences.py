@@ -45,7 +45,7 @@ SECTIONS = (
                      " that break a limit are refused or reduced before any order is sent."),
     ("simulated", "Simulated market", "The built-in market used when no exchange is set up."
                                       " Changes take effect at the next start."),
-    ("data", "Data & schedules", "Retrain schedules: off, every 6h, daily 03:00 or"
+    ("data", "Data && schedules", "Retrain schedules: off, every 6h, daily 03:00 or"
                                  " weekly mon 03:00 (times in UTC)."),
     ("appearance", "Appearance", "The colour theme switches at once when saved."),
 )
@@ -100,7 +100,7 @@ class _Editor:
         else:
             self.widget = QLineEdit("" if value is None else _plain(value))
             if self.optional:
-                self.widget.setPlaceholderText("off")
+                self.widget.setPlaceholderText("none" if annotation is str else "off")
         self.widget.setObjectName(f"{section}.{name}")
         self.widget.setToolTip(info.description or "")
         self.error = QLabel()
@@ -251,7 +251,8 @@ class PreferencesDialog(QDialog):
         self.save_button.setEnabled(candidate is not None)
         if candidate is None:
             bad_tabs = sorted({key[0] for key in problems})
-            titles = [title for section, title, _ in SECTIONS if section in bad_tabs]
+            titles = [title.replace("&&", "&") for section, title, _ in SECTIONS
+                      if section in bad_tabs]
             self._problem.setText(f"Fix the marked fields before saving ({', '.join(titles)}).")
             self._problem.show()
         else:

@@ -180,6 +180,11 @@ QGroupBox {{
 }}
 QGroupBox::title {{ subcontrol-origin: margin; left: 10px; padding: 0 4px; }}
 QCheckBox {{ color: {t.text}; spacing: 6px; }}
+QCheckBox::indicator {{
+    width: 14px; height: 14px; border: 1px solid {t.text_muted}; border-radius: 3px;
+    background: {t.surface};
+}}
+QCheckBox::indicator:checked {{ background: {t.accent}; border-color: {t.accent}; }}
 QListWidget::item {{ padding: 6px 4px; border-bottom: 1px solid {t.border}; }}
 QPushButton:disabled {{ color: {t.text_muted}; background: {t.surface}; }}
 QPushButton#Primary {{ background: {t.accent}; border-color: {t.accent}; color: #ffffff; }}
@@ -226,6 +231,9 @@ def apply_theme(app: QApplication, t: Theme = DARK) -> None:
     sheet. Can be called again at run time to switch themes."""
     global _current
     _current = t
+    if app.property("terminal-theme") == t.name:
+        return  # restyling every widget again is costly, and nothing would change
+    app.setProperty("terminal-theme", t.name)
     if app.style().name().lower() != "fusion":
         app.setStyle("Fusion")
     app.setPalette(palette(t))

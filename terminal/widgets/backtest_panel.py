@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -181,6 +182,9 @@ class BacktestPanel(QWidget):
         self._stats.setShowGrid(False)
         self._stats.verticalHeader().setDefaultSectionSize(24)
         self._stats.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self._stats.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self._stats.verticalHeader().setMinimumWidth(110)
+        self._stats.setMinimumWidth(320)
         self._equity = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
         self._equity.setObjectName("EquityCurve")
         self._equity.setMenuEnabled(False)
@@ -193,14 +197,20 @@ class BacktestPanel(QWidget):
         self._strategy_curve = self._equity.plot(name="strategy")
         self._hold_curve = self._equity.plot(name="buy & hold")
 
+        form_scroll = QScrollArea()
+        form_scroll.setWidgetResizable(True)
+        form_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        form_scroll.setWidget(form_box)
+        form_scroll.setMinimumWidth(340)
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        splitter.addWidget(form_box)
+        splitter.addWidget(form_scroll)
         splitter.addWidget(self._stats)
         splitter.addWidget(self._equity)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 0)
         splitter.setStretchFactor(2, 1)
-        splitter.setSizes([330, 280, 600])
+        splitter.setSizes([360, 320, 600])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)

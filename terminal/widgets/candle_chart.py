@@ -1145,6 +1145,15 @@ class CandleChart(QWidget):
         self._price_plot.vb.setXRange(right - width, right, padding=0)
         self._autorange_y()
 
+    def scroll_to_time(self, time_ms: int) -> None:
+        """Centre the view, at its current zoom, on the bar holding ``time_ms``."""
+        if not self._bars.count:
+            return
+        index = int(self._bar_indices(np.array([time_ms], dtype=np.int64))[0])
+        x_min, x_max = self.visible_range()
+        half = (x_max - x_min) / 2
+        self._price_plot.vb.setXRange(index - half, index + half, padding=0)
+
     def zoom(self, factor: float) -> None:
         """Scale the visible span by ``factor`` (< 1 zooms in); anchored right when following."""
         x_min, x_max = self.visible_range()
