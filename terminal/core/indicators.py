@@ -55,12 +55,44 @@ def rsi(values: FloatArray, period: int) -> FloatArray:
 
 def _wilder(changes: FloatArray, period: int) -> FloatArray:
     """Wilder smoothing of ``changes[period - 1:]`` seeded with their first ``period`` mean."""
-    import pandas as pd
+    return _smoothed(changes[:period].mean(), changes[period:], 1.0 / period)
 
-    seeded = changes[period - 1:].copy()
-    seeded[0] = changes[:period].mean()
-    smoothed = pd.Series(seeded).ewm(alpha=1.0 / period, adjust=False).mean()
-    return np.asarray(smoothed.to_numpy(), dtype=np.float64)
+
+def _smoothed(seed: float, values: FloatArray, alpha: float) -> FloatArray:
+    """``seed``, then ``y = (1 - alpha) * y + alpha * value`` for each of ``values``."""
+    drive = np.empty(len(values) + 1)
+    drive[0] = seed
+    drive[1:] = alpha * values
+    return linear_recurrence(drive, 1.0 - alpha)
+
+
+def linear_recurrence(drive: FloatArray, decay: float) -> FloatArray:
+    """``y[t] = decay * y[t - 1] + drive[t]`` from ``y[-1] = 0``, for ``0 <= decay < 1``.
+
+    Vectorised instead of a Python loop per value: within blocks short enough that
+    ``decay ** -length`` stays below 1e8, the recurrence is a scaled cumulative sum (its
+    rounding stays that of the plain loop); what each block carries into the next is the same
+    recurrence over the block ends with ``decay ** length``, solved the same way.
+    """
+    count = len(drive)
+    if count == 0:
+        return np.empty(0)
+    if decay < 1e-5:
+        # Terms beyond the fourth are below 1e-20 of the first: invisible in float64.
+        out = np.array(drive, dtype=np.float64)
+        for lag in range(1, 4):
+            out[lag:] += decay ** lag * drive[:-lag]
+        return out
+    length = max(2, min(count, int(8.0 / -math.log10(decay))))
+    blocks = np.zeros(-(-count // length) * length)
+    blocks[:count] = drive
+    blocks = blocks.reshape(-1, length)
+    steps = np.arange(length)
+    within = np.cumsum(blocks * decay ** -steps, axis=1) * decay ** steps
+    if len(within) > 1:
+        carried = linear_recurrence(within[:, -1], decay ** length)
+        within[1:] += carried[:-1, None] * decay ** (steps + 1)
+    return within.reshape(-1)[:count]
 
 
 def _window_sum(values: FloatArray, period: int) -> FloatArray:
@@ -83,8 +115,6 @@ def ema(values: FloatArray, period: int) -> FloatArray:
     Leading NaN values (a series that starts later) are skipped: the average seeds at the first
     ``period`` finite values.
     """
-    import pandas as pd
-
     _check_period(period)
     out = np.full(len(values), np.nan)
     finite = np.flatnonzero(np.isfinite(values))
@@ -92,10 +122,8 @@ def ema(values: FloatArray, period: int) -> FloatArray:
         return out
     start = int(finite[0])
     seed_end = start + period
-    seeded = np.array(values[seed_end - 1:], dtype=np.float64)
-    seeded[0] = values[start:seed_end].mean()
-    smoothed = pd.Series(seeded).ewm(alpha=2.0 / (period + 1), adjust=False).mean()
-    out[seed_end - 1:] = smoothed.to_numpy()
+    out[seed_end - 1:] = _smoothed(float(values[start:seed_end].mean()), values[seed_end:],
+                                   2.0 / (period + 1))
     return out
 
 

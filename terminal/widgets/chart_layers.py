@@ -235,8 +235,15 @@ class LineLayer(pg.GraphicsObject):
         path = pg.arrayToQPath(x.astype(np.float64), y, connect="finite")
         painter.save()
         painter.resetTransform()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(self._pen)
+        # Antialiased strokes cost ten times more; when points are a pixel or two apart the
+        # jagged edges cannot be seen anyway.
+        dense = px_per_bar * factor < 4.0
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, not dense)
+        pen = self._pen
+        if dense:
+            pen = QPen(pen)
+            pen.setWidthF(1.0)
+        painter.setPen(pen)
         painter.drawPath(path)
         painter.restore()
         self.drawn_points = int(np.isfinite(sampled).sum())

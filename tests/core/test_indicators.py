@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from terminal.core.errors import InvalidArgument
-from terminal.core.indicators import bollinger, ema, macd, rsi, sma, warmup_bars
+from terminal.core.indicators import (
+    bollinger,
+    ema,
+    linear_recurrence,
+    macd,
+    rsi,
+    sma,
+    warmup_bars,
+)
 
 
 def _plain_ema(values: list[float], period: int) -> list[float]:
@@ -74,3 +82,27 @@ def test_a_window_with_its_warm_up_draws_like_the_full_history(kind, function) -
     sliced = function(values[start - warmup_bars(kind, period):])
     full = function(values)
     np.testing.assert_allclose(sliced[-500:], full[start:], rtol=1e-6)
+
+
+@pytest.mark.parametrize("decay", [0.0, 1e-9, 0.3, 0.9, 0.96, 0.999])
+def test_the_vectorised_recurrence_matches_the_loop(decay: float) -> None:
+    drive = np.random.default_rng(5).normal(0, 1, 5_000)
+    expected = []
+    value = 0.0
+    for x in drive.tolist():
+        value = decay * value + x
+        expected.append(value)
+    np.testing.assert_allclose(linear_recurrence(drive, decay), expected, rtol=1e-9,
+                               atol=1e-12)
+    assert len(linear_recurrence(drive[:1], decay)) == 1
+    assert len(linear_recurrence(drive[:0], decay)) == 0
+
+
+def test_smoothing_matches_pandas() -> None:
+    import pandas as pd
+
+    values = _prices(3_000)
+    seeded = values[9:].copy()
+    seeded[0] = values[:10].mean()
+    expected = pd.Series(seeded).ewm(alpha=2 / 11, adjust=False).mean().to_numpy()
+    np.testing.assert_allclose(ema(values, 10)[9:], expected, rtol=1e-10)
