@@ -96,22 +96,24 @@ def chart_child() -> None:
     right = float(MILLION - 1_000)
     chart.set_visible_range(right - PAN_VIEW_BARS, right)
     chart.grab()
-    pan_frames = []
+    pan_frames, pan_cpu = [], []
     for step in range(300):
         left = right - PAN_VIEW_BARS - 5 * (step + 1)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         chart.set_visible_range(left, left + PAN_VIEW_BARS)
         chart.grab().toImage()
         pan_frames.append(time.perf_counter() - start)
+        pan_cpu.append(time.thread_time() - cpu)
 
     chart.set_visible_range(-0.5, MILLION + 8)
     chart.grab()
-    zoomed_frames = []
+    zoomed_frames, zoomed_cpu = [], []
     for step in range(100):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         chart.set_visible_range(-0.5 - step % 2, MILLION + 8 + step % 3)
         chart.grab().toImage()
         zoomed_frames.append(time.perf_counter() - start)
+        zoomed_cpu.append(time.thread_time() - cpu)
     drawn = chart.drawn_bars
     app.processEvents()
     print(json.dumps({
@@ -120,6 +122,8 @@ def chart_child() -> None:
         "pan_p90_ms": _percentile(pan_frames, 90) * 1000,
         "zoomed_p50_ms": _percentile(zoomed_frames, 50) * 1000,
         "zoomed_p90_ms": _percentile(zoomed_frames, 90) * 1000,
+        "pan_cpu_p90_ms": _percentile(pan_cpu, 90) * 1000,
+        "zoomed_cpu_p90_ms": _percentile(zoomed_cpu, 90) * 1000,
         "zoomed_drawn_bars": drawn,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }))
@@ -192,11 +196,14 @@ def rows(data: Path) -> list[Row]:
     return [
         ("chart, 1M candles: hand-over to first frame (set_history + render)",
          f"{chart['first_frame_s'] * 1000:.0f} ms", "<= 200 ms"),
-        ("chart, 1M candles: frame while panning a 200-candle view (p50 / p90)",
-         f"{chart['pan_p50_ms']:.1f} / {chart['pan_p90_ms']:.1f} ms", "p90 <= 16 ms"),
+        ("chart, 1M candles: frame while panning a 200-candle view, wall p50 / p90 (GUI"
+         " thread CPU p90)",
+         f"{chart['pan_p50_ms']:.1f} / {chart['pan_p90_ms']:.1f} ms"
+         f" ({chart['pan_cpu_p90_ms']:.1f} ms)", "p90 <= 16 ms"),
         (f"chart, 1M candles: fully zoomed-out frame, {chart['zoomed_drawn_bars']:.0f} drawn"
-         f" bars (p50 / p90)",
-         f"{chart['zoomed_p50_ms']:.1f} / {chart['zoomed_p90_ms']:.1f} ms", "p90 <= 16 ms"),
+         f" bars, wall p50 / p90 (GUI thread CPU p90)",
+         f"{chart['zoomed_p50_ms']:.1f} / {chart['zoomed_p90_ms']:.1f} ms"
+         f" ({chart['zoomed_cpu_p90_ms']:.1f} ms)", "p90 <= 16 ms"),
         ("chart, 1M candles: peak RSS of the process", f"{chart['peak_rss_mb']:.0f} MB",
          "<= 250 MB"),
         (f"event loop: 10 ms timer lateness while {stall['candles_per_s']:.0f} candles/s close"

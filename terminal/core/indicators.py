@@ -84,15 +84,16 @@ def linear_recurrence(drive: FloatArray, decay: float) -> FloatArray:
             out[lag:] += decay ** lag * drive[:-lag]
         return out
     length = max(2, min(count, int(8.0 / -math.log10(decay))))
-    blocks = np.zeros(-(-count // length) * length)
-    blocks[:count] = drive
-    blocks = blocks.reshape(-1, length)
+    padded = np.zeros(-(-count // length) * length)
+    padded[:count] = drive
+    blocks = padded.reshape(-1, length)
     steps = np.arange(length)
     within = np.cumsum(blocks * decay ** -steps, axis=1) * decay ** steps
     if len(within) > 1:
         carried = linear_recurrence(within[:, -1], decay ** length)
         within[1:] += carried[:-1, None] * decay ** (steps + 1)
-    return within.reshape(-1)[:count]
+    result: FloatArray = within.reshape(-1)[:count]
+    return result
 
 
 def _window_sum(values: FloatArray, period: int) -> FloatArray:

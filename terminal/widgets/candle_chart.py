@@ -221,6 +221,18 @@ def _with_alpha(color: str, alpha: int) -> QColor:
     return result
 
 
+def _blended(color: str, background: str, opacity: float) -> QColor:
+    """``color`` at ``opacity`` over ``background``, as one opaque colour.
+
+    Bars are filled with it instead of a translucent colour: blending every pixel makes
+    filling rectangles about twenty times slower, and the bars only ever cover the background.
+    """
+    top, bottom = QColor(color), QColor(background)
+    return QColor.fromRgbF(*(opacity * a + (1 - opacity) * b for a, b in (
+        (top.redF(), bottom.redF()), (top.greenF(), bottom.greenF()),
+        (top.blueF(), bottom.blueF()))))
+
+
 def decimation_factor(px_per_bar: float) -> int:
     """Bars merged into one drawn bar at this zoom: a power of two, 1 when bars are wide."""
     if px_per_bar >= MIN_PX_PER_DRAWN_BAR:
@@ -871,11 +883,8 @@ class CandleChart(QWidget):
                 axis.setTickPen(style.grid)
         up, down = QColor(style.up), QColor(style.down)
         self._candles.set_colors(up, down)
-        up_volume, down_volume = QColor(up), QColor(down)
-        alpha = round(255 * style.volume_alpha)
-        up_volume.setAlpha(alpha)
-        down_volume.setAlpha(alpha)
-        self._volumes.set_colors(up_volume, down_volume)
+        self._volumes.set_colors(_blended(style.up, style.background, style.volume_alpha),
+                                 _blended(style.down, style.background, style.volume_alpha))
         crosshair_pen = pg.mkPen(style.crosshair, width=1, style=Qt.PenStyle.DashLine)
         for line in (*self._cross_x, *self._cross_y.values()):
             line.setPen(crosshair_pen)
@@ -890,7 +899,8 @@ class CandleChart(QWidget):
         self._rsi_line.set_color(QColor(style.rsi))
         self._macd_line.set_color(QColor(style.macd))
         self._macd_signal.set_color(QColor(style.macd_signal))
-        self._macd_histogram.set_colors(_with_alpha(style.up, 150), _with_alpha(style.down, 150))
+        self._macd_histogram.set_colors(_blended(style.up, style.background, 0.6),
+                                        _blended(style.down, style.background, 0.6))
         self._markers.set_colors(up, down)
         self._forecast.set_colors(QColor(style.forecast_up), QColor(style.forecast_down),
                                   _with_alpha(style.forecast_band, 40))

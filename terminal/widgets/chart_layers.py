@@ -28,6 +28,8 @@ IntArray = npt.NDArray[np.int64]
 #: Below this many bars in view, indicators are recomputed from a window around the view;
 #: the window reaches this far past each side so a pan reuses it.
 _WINDOW_PAD_BARS = 2048
+#: Longer ranges are computed in chunks of this many bars (see :func:`_compute`).
+_CHUNK_BARS = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,22 @@ class IndicatorCache:
 
 
 def _compute(spec: _Spec, closes: FloatArray, start: int, end: int) -> tuple[FloatArray, ...]:
+    """Lines for bars ``[start, end)``, from the closes since the warm-up before ``start``.
+
+    A long range is computed in chunks, each with its own warm-up, into arrays of the range's
+    length: the temporaries of one chunk are all that is ever held besides the result, so a
+    zoomed-out view of a million bars does not need several times their memory.
+    """
+    if end - start > _CHUNK_BARS:
+        result: tuple[FloatArray, ...] = ()
+        for first in range(start, end, _CHUNK_BARS):
+            last = min(end, first + _CHUNK_BARS)
+            part = _compute(spec, closes, first, last)
+            if not result:
+                result = tuple(np.empty(end - start) for _ in part)
+            for whole, piece in zip(result, part, strict=True):
+                whole[first - start: last - start] = piece
+        return result
     begin = max(0, start - spec.warmup)
     return tuple(line[start - begin:] for line in spec.compute(closes[begin:end]))
 

@@ -185,3 +185,27 @@ def test_restyling_recolours_the_chart(chart: CandleChart) -> None:
     paint(chart)
     assert chart._candles._colors[0].name() == "#089981"
     assert chart._graphics.backgroundBrush().color().name() == "#ffffff"
+
+
+def test_live_updates_never_write_into_the_history_handed_over(chart: CandleChart) -> None:
+    series = make_series(300)
+    before = series.close.copy()
+    chart.set_history(series)
+    last = series[299]
+    chart.update_bar(Candle(last.open_time, last.open, last.high + 5, last.low, last.close + 5,
+                            last.volume))
+    np.testing.assert_array_equal(series.close, before)
+    assert chart.last_candle.close == last.close + 5
+
+
+def test_long_ranges_are_computed_in_chunks_like_in_one_piece() -> None:
+    series = make_series(200_000)
+    cache = IndicatorCache(lambda: series.close)
+    cache.configure(indicator_specs(IndicatorSettings(bollinger=True, rsi=True, macd=True)))
+    for name, full in (("sma", (sma(series.close, 20),)), ("ema", (ema(series.close, 50),)),
+                       ("rsi", (rsi(series.close, 14),)), ("macd", macd(series.close)),
+                       ("bollinger", bollinger(series.close, 20, 2.0))):
+        lines = cache.lines(name, 0, 200_000)
+        assert lines is not None
+        for mine, theirs in zip(lines, full, strict=True):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-9, equal_nan=True)
