@@ -51,7 +51,7 @@ from terminal.core.events import (
     OrderFilled,
     OrderUpdated,
 )
-from terminal.core.model import Instrument, OrderStatus, Timeframe, VenueKind
+from terminal.core.model import Candle, Instrument, OrderStatus, Timeframe, VenueKind
 from terminal.core.paths import APP_DISPLAY_NAME
 from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.services import MarketDataService
@@ -89,6 +89,8 @@ _TIMEFRAME_NAMES = {
 }
 #: Bumped when the docks change, so a layout saved by an older release is not restored.
 LAYOUT_VERSION = 1
+#: Shortest time between two chart updates from the live stream (about 30 frames a second).
+FRAME_MS = 33
 #: 1-minute candles the watchlist is seeded with: its rolling 24 hours.
 WATCHLIST_BARS = 1440
 #: What the worker-state field says until the ML worker exists.
@@ -168,6 +170,11 @@ class MainWindow(QMainWindow):
         self._error_timer = QTimer(self)
         self._error_timer.setSingleShot(True)
         self._error_timer.timeout.connect(self._clear_error)
+        self._pending_candle: Candle | None = None
+        self._frame_timer = QTimer(self)
+        self._frame_timer.setSingleShot(True)
+        self._frame_timer.setInterval(FRAME_MS)
+        self._frame_timer.timeout.connect(self._show_pending_candle)
 
         self._unsubscribers: list[Callable[[], None]] = [
             bus.subscribe(InstrumentsLoaded, self._on_instruments_loaded),
@@ -481,6 +488,7 @@ class MainWindow(QMainWindow):
         if not self._history_ready or self._symbol is None:
             return
         symbol, timeframe = self._symbol, self._timeframe
+        self._pending_candle = None  # a tick of the previous series
         if self._watching is not None:
             self._service.unwatch(*self._watching)
             self._watching = None
@@ -561,8 +569,21 @@ class MainWindow(QMainWindow):
     def _on_candle(self, event: CandleUpdated | CandleClosed) -> None:
         if event.key != self.series_key or self._watching is None:
             return
+        if isinstance(event, CandleUpdated) and self._frame_timer.isActive():
+            # A fast stream repaints at most once a frame: the newest tick waits for it.
+            self._pending_candle = event.candle
+            return
+        self._pending_candle = None
         self._chart.update_bar(event.candle)
         self._update_market_status()
+        self._frame_timer.start()
+
+    def _show_pending_candle(self) -> None:
+        candle, self._pending_candle = self._pending_candle, None
+        if candle is not None and self._watching is not None:
+            self._chart.update_bar(candle)
+            self._update_market_status()
+            self._frame_timer.start()
 
     def _on_error(self, event: ErrorRaised) -> None:
         if not self._history_ready:

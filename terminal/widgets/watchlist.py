@@ -1,8 +1,10 @@
 """The watchlist: every pair with its last price and rolling 24-hour figures; a click charts it.
 
 The model keeps each pair's closed 1-minute candles of the last 24 hours and their running
-figures, updated once per closed candle; a tick of the forming candle only combines it with
-them, so a stream of ticks costs a few comparisons each.
+figures, updated once per closed candle (the extremes are searched again only when the candle
+leaving the window held one); a tick of the forming candle only combines it with them. Views
+are told about changes at most :data:`REFRESH_MS` apart: a fast stream would otherwise have
+them repaint on every tick.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from PySide6.QtCore import (
     QObject,
     QPersistentModelIndex,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QColor, QFont
@@ -27,6 +30,8 @@ from terminal.core.model import DAY_MS, Candle
 from terminal.core.series import CandleSeries
 
 COLUMNS = ("Symbol", "Last", "24h %", "24h High", "24h Low", "24h Vol")
+#: Shortest time between two repaints of the rows that changed.
+REFRESH_MS = 250
 _Index = QModelIndex | QPersistentModelIndex
 
 
@@ -39,6 +44,7 @@ class _Row:
     high: float = math.nan
     low: float = math.nan
     volume: float = 0.0
+    cached: tuple[float, float, float, float, float] | None = None
 
     @property
     def last(self) -> Candle | None:
@@ -50,16 +56,42 @@ class _Row:
         last = self.last
         return None if last is None else last.open_time - DAY_MS + 60_000
 
-    def trim(self) -> None:
-        start = self.window_start()
-        while start is not None and self.closed and self.closed[0].open_time < start:
-            self.closed.popleft()
+    def recount(self) -> None:
+        """Figures of the closed candles, searched in full."""
         self.high = max((c.high for c in self.closed), default=math.nan)
         self.low = min((c.low for c in self.closed), default=math.nan)
-        self.volume = sum(c.volume for c in self.closed)
+        self.volume = math.fsum(c.volume for c in self.closed)
+        self.cached = None
+
+    def close(self, candle: Candle) -> None:
+        """Add a closed candle and drop those that left the 24-hour window."""
+        if self.closed and self.closed[-1].open_time == candle.open_time:
+            self.closed[-1] = candle
+            self.forming = None
+            self.recount()
+            return
+        self.closed.append(candle)
+        self.forming = None
+        self.high = candle.high if math.isnan(self.high) else max(self.high, candle.high)
+        self.low = candle.low if math.isnan(self.low) else min(self.low, candle.low)
+        self.volume += candle.volume
+        start = self.window_start()
+        stale = False
+        while start is not None and self.closed and self.closed[0].open_time < start:
+            gone = self.closed.popleft()
+            self.volume -= gone.volume
+            stale = stale or gone.high >= self.high or gone.low <= self.low
+        if stale:
+            self.recount()
+        self.cached = None
 
     def figures(self) -> tuple[float, float, float, float, float] | None:
         """(last, change %, high, low, volume) over the last 24 hours, None without data."""
+        if self.cached is None:
+            self.cached = self._figures()
+        return self.cached
+
+    def _figures(self) -> tuple[float, float, float, float, float] | None:
         last = self.last
         if last is None:
             return None
@@ -79,6 +111,11 @@ class WatchlistModel(QAbstractTableModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._rows: list[_Row] = []
+        self._dirty: set[int] = set()
+        self._refresh = QTimer(self)
+        self._refresh.setSingleShot(True)
+        self._refresh.setInterval(REFRESH_MS)
+        self._refresh.timeout.connect(self.flush)
         self._up = QColor("#26a69a")
         self._down = QColor("#ef5350")
         self._muted = QColor("#787b86")
@@ -92,6 +129,7 @@ class WatchlistModel(QAbstractTableModel):
     def set_symbols(self, symbols: Sequence[str], decimals: dict[str, int] | None = None) -> None:
         """Show ``symbols`` in this order; figures of pairs already listed are kept."""
         known = {row.symbol: row for row in self._rows}
+        self._dirty.clear()
         self.beginResetModel()
         self._rows = [known.get(symbol) or _Row(symbol) for symbol in symbols]
         for row in self._rows:
@@ -112,7 +150,7 @@ class WatchlistModel(QAbstractTableModel):
         start = len(candles) - min(len(candles), DAY_MS // 60_000)
         row.closed = deque(candles[i] for i in range(start, len(candles)))
         row.forming = None
-        row.trim()
+        row.recount()
         self._changed(position, position)
 
     def update_candle(self, symbol: str, candle: Candle, *, closed: bool) -> None:
@@ -125,15 +163,20 @@ class WatchlistModel(QAbstractTableModel):
         if last is not None and candle.open_time < last.open_time:
             return
         if closed:
-            if row.closed and row.closed[-1].open_time == candle.open_time:
-                row.closed[-1] = candle
-            else:
-                row.closed.append(candle)
-            row.forming = None
-            row.trim()
+            row.close(candle)
         else:
             row.forming = candle
-        self._changed(position, position)
+            row.cached = None
+        self._dirty.add(position)
+        if not self._refresh.isActive():
+            self._refresh.start()
+
+    def flush(self) -> None:
+        """Tell the views about every row changed since the last flush."""
+        self._refresh.stop()
+        if self._dirty:
+            self._changed(min(self._dirty), max(self._dirty))
+            self._dirty.clear()
 
     def figures(self, symbol: str) -> tuple[float, float, float, float, float] | None:
         """(last, change %, 24 h high, low, volume) of ``symbol``, None without data."""

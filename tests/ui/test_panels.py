@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QDate, Qt
 
@@ -74,6 +75,36 @@ def test_live_candles_update_the_row(watchlist: Watchlist) -> None:
     watchlist.model.update_candle("ETH/USDT", older, closed=True)
     assert watchlist.model.figures("ETH/USDT") == after, "a late old candle is ignored"
     watchlist.model.update_candle("DOGE/USDT", forming, closed=True)  # not listed: ignored
+
+
+def test_the_24h_extremes_follow_the_window_as_it_slides(watchlist: Watchlist) -> None:
+    day = make_series(1_440)
+    watchlist.model.set_history("BTC/USDT", day)
+    peak = float(day.high.max())
+    leaves_at = int(np.argmax(day.high))
+    for minute in range(leaves_at + 1):
+        time = int(day.open_time[-1]) + (minute + 1) * 60_000
+        watchlist.model.update_candle("BTC/USDT", Candle(time, 50.0, 50.5, 49.5, 50.0, 1.0),
+                                      closed=True)
+    figures = watchlist.model.figures("BTC/USDT")
+    remaining = day.take(leaves_at + 1, 1_440)
+    expected_high = max(float(remaining.high.max()) if len(remaining) else 0.0, 50.5)
+    assert figures[2] == expected_high < peak
+    assert figures[3] == 49.5
+    assert figures[4] == pytest.approx(float(remaining.volume.sum()) + leaves_at + 1)
+
+
+def test_a_stream_of_ticks_is_repainted_in_batches(watchlist: Watchlist, qtbot) -> None:
+    watchlist.model.set_history("BTC/USDT", make_series(100))
+    changes = []
+    watchlist.model.dataChanged.connect(lambda *args: changes.append(args))
+    last = watchlist.model.figures("BTC/USDT")[0]
+    for step in range(50):
+        candle = Candle(START_MS + 100 * 60_000, last, last + step, last - 1, last + step, 1.0)
+        watchlist.model.update_candle("BTC/USDT", candle, closed=False)
+    assert watchlist.model.figures("BTC/USDT")[0] == last + 49, "the figures are current"
+    assert changes == [], "the views hear about it once the refresh interval has passed"
+    qtbot.waitUntil(lambda: len(changes) == 1, timeout=2_000)
 
 
 def test_clicking_a_row_asks_to_chart_it(watchlist: Watchlist, qtbot) -> None:

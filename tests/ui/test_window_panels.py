@@ -209,3 +209,21 @@ def test_the_first_run_wizard_is_remembered(qtbot, ready_service, bus, tmp_path:
     wizard.accept()
     assert window.preferences.first_run_done
     assert settings_file.load().first_run_done
+
+
+def test_a_fast_stream_is_drawn_once_a_frame_with_its_newest_tick(qtbot, ready_service,
+                                                                   bus) -> None:
+    from terminal.core.events import CandleUpdated
+
+    window = make_window(qtbot, ready_service, bus)
+    key = window.series_key
+    last = window.chart.last_candle
+    ticks = [Candle(last.open_time + Timeframe.M5.ms, last.close, last.close + step,
+                    last.close - 1, last.close + step, 1.0) for step in range(1, 6)]
+    for tick in ticks:
+        bus.publish(CandleUpdated(key, tick))
+    assert window.chart.last_candle == ticks[0], "the first tick is drawn at once"
+    qtbot.waitUntil(lambda: window.chart.last_candle == ticks[-1], timeout=1_000)
+    closed = ticks[-1]
+    bus.publish(CandleClosed(key, closed))
+    assert window.chart.last_candle == closed, "a closed candle is never held back"
