@@ -520,15 +520,18 @@ class _ValueAxis(pg.AxisItem):
 class _IndicatorAxis(pg.AxisItem):
     """Right-hand axis of an indicator pane (RSI, MACD): a few plain numbers."""
 
-    def __init__(self, chart: CandleChart) -> None:
+    def __init__(self, chart: CandleChart, levels: tuple[float, ...] = ()) -> None:
         super().__init__("right")
         self._chart = chart
+        self._levels = levels
         self.enableAutoSIPrefix(False)
 
     def tickValues(self, minVal: float, maxVal: float,
                    size: float) -> list[tuple[float, list[float]]]:
         if maxVal <= minVal or size <= 0 or not self._chart.bar_count:
             return []
+        if self._levels:  # an oscillator's own levels (RSI: 30, 50, 70)
+            return [(1.0, [level for level in self._levels if minVal <= level <= maxVal])]
         step = nice_step((maxVal - minVal) * _VOLUME_LABEL_SPACING_PX / size)
         first = math.ceil(minVal / step)
         return [(step, [i * step for i in range(first, math.floor(maxVal / step) + 1)])]
@@ -669,7 +672,7 @@ class CandleChart(QWidget):
             axisItems={"right": self._price_axis, "bottom": self._grid_axis})
         self._volume_plot = pg.PlotItem(
             axisItems={"right": self._volume_axis, "bottom": self._time_axis})
-        self._rsi_axis = _IndicatorAxis(self)
+        self._rsi_axis = _IndicatorAxis(self, levels=(30.0, 50.0, 70.0))
         self._macd_axis = _IndicatorAxis(self)
         self._rsi_plot = pg.PlotItem(axisItems={
             "right": self._rsi_axis, "bottom": _TimeAxis(self._bars, show_values=False)})
@@ -831,6 +834,8 @@ class CandleChart(QWidget):
             layout.layout.setRowStretchFactor(row, stretch.get(plot, 3))
         for plot in self._plots:
             plot.setVisible(plot in visible)
+            # An axis sizes itself to zero while hidden; shown again, it needs its width back.
+            plot.getAxis("right").setWidth(AXIS_WIDTH_PX)
             axis = plot.getAxis("bottom")
             bottom = plot is visible[-1]
             axis.setStyle(showValues=bottom, tickLength=0)

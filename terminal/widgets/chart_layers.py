@@ -11,11 +11,12 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
 
@@ -192,20 +193,76 @@ def view_slice(x_min: float, x_max: float, count: int, factor: int) -> tuple[int
     return first, last
 
 
-class LineLayer(pg.GraphicsObject):
-    """One indicator line over the chart's bar-index x axis, drawn for the visible bars only.
+class _ViewLayer(pg.GraphicsObject):
+    """A layer as large as the view, painting the visible bars of the chart in device pixels."""
 
-    ``source(first, last)`` gives the values of bars ``[first, last)``; zoomed out, the line
-    passes through the last bar of each merged group, as the candles do.
+    def boundingRect(self) -> QRectF:
+        view = self.getViewBox()
+        return QRectF() if view is None else QRectF(view.viewRect())
+
+    def viewRangeChanged(self) -> None:
+        self.prepareGeometryChange()
+
+
+@dataclass(frozen=True, slots=True)
+class _Visible:
+    """Where the visible bars of a series layer are: the sampled bars and their pixels."""
+
+    indices: IntArray
+    x: FloatArray
+    px_per_group: float
+    y_scale: float
+    y_offset: float
+
+    def y(self, values: FloatArray) -> FloatArray:
+        return values * self.y_scale + self.y_offset
+
+
+class _SeriesLayer(_ViewLayer):
+    """A layer over per-bar values: ``source(first, last)`` gives bars ``[first, last)``.
+
+    Zoomed out, it samples the last bar of each merged group, as the candles do.
     """
 
-    def __init__(self, source: Callable[[int, int], FloatArray | None],
-                 count: Callable[[], int], factor: Callable[[float], int],
-                 color: QColor, *, width: float = 1.3, dashed: bool = False) -> None:
+    def __init__(self, source: Callable[[int, int], Any], count: Callable[[], int],
+                 factor: Callable[[float], int]) -> None:
         super().__init__()
         self._source = source
         self._count = count
         self._factor = factor
+
+    def _visible(self, painter: QPainter) -> tuple[_Visible, Any] | None:
+        """The visible bars and the source's values there, None when there is nothing."""
+        view = self.getViewBox()
+        count = self._count()
+        transform = painter.transform()
+        px_per_bar = transform.m11()
+        if view is None or not count or px_per_bar <= 0:
+            return None
+        factor = self._factor(px_per_bar)
+        first, last = view_slice(*view.viewRange()[0], count, factor)
+        if last <= first:
+            return None
+        values = self._source(first * factor, min(count, last * factor))
+        if values is None or not len(values) or not len(values[0] if isinstance(values, tuple)
+                                                          else values):
+            return None
+        indices = np.minimum(np.arange(first, last) * factor + factor - 1, count - 1)
+        offset = first * factor
+        sampled = (tuple(line[indices - offset] for line in values)
+                   if isinstance(values, tuple) else values[indices - offset])
+        visible = _Visible(indices, indices * px_per_bar + transform.dx(), px_per_bar * factor,
+                           transform.m22(), transform.dy())
+        return visible, sampled
+
+
+class LineLayer(_SeriesLayer):
+    """One indicator line over the chart's bar-index x axis, drawn for the visible bars only."""
+
+    def __init__(self, source: Callable[[int, int], FloatArray | None],
+                 count: Callable[[], int], factor: Callable[[float], int],
+                 color: QColor, *, width: float = 1.3, dashed: bool = False) -> None:
+        super().__init__(source, count, factor)
         self._pen = QPen(color, width)
         self._pen.setCosmetic(True)
         if dashed:
@@ -218,44 +275,20 @@ class LineLayer(pg.GraphicsObject):
         self._pen.setColor(color)
         self.update()
 
-    def boundingRect(self) -> QRectF:
-        view = self.getViewBox()
-        if view is None:
-            return QRectF()
-        return QRectF(view.viewRect())
-
-    def viewRangeChanged(self) -> None:
-        self.prepareGeometryChange()
-
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
         self.drawn_points = 0
-        view = self.getViewBox()
-        count = self._count()
-        if view is None or not count:
+        found = self._visible(painter)
+        if found is None:
             return
-        transform = painter.transform()
-        px_per_bar = transform.m11()
-        if px_per_bar <= 0:
-            return
-        factor = self._factor(px_per_bar)
-        x_min, x_max = view.viewRange()[0]
-        first, last = view_slice(x_min, x_max, count, factor)
-        if last <= first:
-            return
-        values = self._source(first * factor, min(count, last * factor))
-        if values is None or not len(values):
-            return
-        indices = np.minimum(np.arange(first, last) * factor + factor - 1, count - 1)
-        sampled = values[indices - first * factor]
-        x = indices * px_per_bar + transform.dx()
-        y = sampled * transform.m22() + transform.dy()
-        path = pg.arrayToQPath(x.astype(np.float64), y, connect="finite")
+        visible, sampled = found
+        path = pg.arrayToQPath(visible.x.astype(np.float64), visible.y(sampled),
+                               connect="finite")
         painter.save()
         painter.resetTransform()
         # Antialiased strokes cost ten times more; when points are a pixel or two apart the
         # jagged edges cannot be seen anyway.
-        dense = px_per_bar * factor < 4.0
+        dense = visible.px_per_group < 4.0
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, not dense)
         pen = self._pen
         if dense:
@@ -267,16 +300,13 @@ class LineLayer(pg.GraphicsObject):
         self.drawn_points = int(np.isfinite(sampled).sum())
 
 
-class BandLayer(pg.GraphicsObject):
+class BandLayer(_SeriesLayer):
     """A shaded area between two lines (the Bollinger band), visible bars only."""
 
     def __init__(self, source: Callable[[int, int], tuple[FloatArray, FloatArray] | None],
                  count: Callable[[], int], factor: Callable[[float], int],
                  color: QColor) -> None:
-        super().__init__()
-        self._source = source
-        self._count = count
-        self._factor = factor
+        super().__init__(source, count, factor)
         self._brush = QBrush(color)
         self.setZValue(1)
 
@@ -284,36 +314,17 @@ class BandLayer(pg.GraphicsObject):
         self._brush = QBrush(color)
         self.update()
 
-    def boundingRect(self) -> QRectF:
-        view = self.getViewBox()
-        return QRectF() if view is None else QRectF(view.viewRect())
-
-    def viewRangeChanged(self) -> None:
-        self.prepareGeometryChange()
-
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
-        view = self.getViewBox()
-        count = self._count()
-        if view is None or not count:
+        found = self._visible(painter)
+        if found is None:
             return
-        transform = painter.transform()
-        px_per_bar = transform.m11()
-        if px_per_bar <= 0:
-            return
-        factor = self._factor(px_per_bar)
-        first, last = view_slice(*view.viewRange()[0], count, factor)
-        band = self._source(first * factor, min(count, last * factor)) if last > first else None
-        if band is None or not len(band[0]):
-            return
-        indices = np.minimum(np.arange(first, last) * factor + factor - 1, count - 1)
-        low, high = (side[indices - first * factor] for side in band)
+        visible, (low, high) = found
         finite = np.isfinite(low) & np.isfinite(high)
         if not finite.any():
             return
-        x = indices[finite] * px_per_bar + transform.dx()
-        polygon = _band_polygon(x, low[finite] * transform.m22() + transform.dy(),
-                                high[finite] * transform.m22() + transform.dy())
+        polygon = _band_polygon(visible.x[finite], visible.y(low[finite]),
+                                visible.y(high[finite]))
         painter.save()
         painter.resetTransform()
         painter.setPen(Qt.PenStyle.NoPen)
@@ -328,50 +339,29 @@ def _band_polygon(x: FloatArray, low: FloatArray, high: FloatArray) -> QPolygonF
     return QPolygonF([QPointF(a, b) for a, b in zip(xs, ys, strict=True)])
 
 
-class HistogramLayer(pg.GraphicsObject):
+class HistogramLayer(_SeriesLayer):
     """Bars from zero (the MACD histogram), coloured by sign, visible bars only."""
 
     def __init__(self, source: Callable[[int, int], FloatArray | None],
                  count: Callable[[], int], factor: Callable[[float], int]) -> None:
-        super().__init__()
-        self._source = source
-        self._count = count
-        self._factor = factor
+        super().__init__(source, count, factor)
         self._colors = (QColor(), QColor())
 
     def set_colors(self, positive: QColor, negative: QColor) -> None:
         self._colors = (positive, negative)
         self.update()
 
-    def boundingRect(self) -> QRectF:
-        view = self.getViewBox()
-        return QRectF() if view is None else QRectF(view.viewRect())
-
-    def viewRangeChanged(self) -> None:
-        self.prepareGeometryChange()
-
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
-        view = self.getViewBox()
-        count = self._count()
-        if view is None or not count:
+        found = self._visible(painter)
+        if found is None:
             return
-        transform = painter.transform()
-        px_per_bar = transform.m11()
-        if px_per_bar <= 0:
-            return
-        factor = self._factor(px_per_bar)
-        first, last = view_slice(*view.viewRange()[0], count, factor)
-        values = self._source(first * factor, min(count, last * factor)) if last > first else None
-        if values is None or not len(values):
-            return
-        indices = np.minimum(np.arange(first, last) * factor + factor - 1, count - 1)
-        sampled = values[indices - first * factor]
+        visible, sampled = found
         finite = np.isfinite(sampled)
-        centers = np.floor(indices * px_per_bar + transform.dx())
-        body = max(1, int(px_per_bar * factor * 0.6))
-        base = float(np.round(transform.dy()))
-        tops = np.round(sampled * transform.m22() + transform.dy())
+        centers = np.floor(visible.x)
+        body = max(1, int(visible.px_per_group * 0.6))
+        base = round(visible.y_offset)
+        tops = np.round(visible.y(sampled))
         painter.save()
         painter.resetTransform()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
@@ -381,11 +371,11 @@ class HistogramLayer(pg.GraphicsObject):
             if not mask.any():
                 continue
             painter.setBrush(color)
-            left = centers[mask] - body // 2
-            top = np.minimum(tops[mask], base)
-            bottom = np.maximum(tops[mask], base)
-            painter.drawRects([QRectF(a, b, body, max(1.0, d - b)) for a, b, d in
-                               zip(left.tolist(), top.tolist(), bottom.tolist(), strict=True)])
+            left = (centers[mask] - body // 2).astype(np.int64)
+            top = np.minimum(tops[mask], base).astype(np.int64)
+            height = np.maximum(np.abs(tops[mask] - base), 1).astype(np.int64)
+            painter.drawRects([QRect(a, b, body, h) for a, b, h in
+                               zip(left.tolist(), top.tolist(), height.tolist(), strict=True)])
         painter.restore()
 
 
@@ -463,7 +453,7 @@ class Forecast:
         object.__setattr__(self, "steps", count)
 
 
-class MarkerLayer(pg.GraphicsObject):
+class MarkerLayer(_ViewLayer):
     """Buy and sell arrows; only the markers inside the view are drawn.
 
     ``index_of(times)`` maps execution times to bar indices (the bar each time falls in).
@@ -505,13 +495,6 @@ class MarkerLayer(pg.GraphicsObject):
         self._colors = (buy, sell)
         self.update()
 
-    def boundingRect(self) -> QRectF:
-        view = self.getViewBox()
-        return QRectF() if view is None else QRectF(view.viewRect())
-
-    def viewRangeChanged(self) -> None:
-        self.prepareGeometryChange()
-
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
         self.drawn_count = 0
@@ -547,7 +530,7 @@ def _arrow(x: float, y: float, *, up: bool) -> QPolygonF:
     return QPolygonF([QPointF(x + dx, tip + sign * dy) for dx, dy in points])
 
 
-class ForecastLayer(pg.GraphicsObject):
+class ForecastLayer(_ViewLayer):
     """Predicted bars drawn after the last candle: hollow, dashed candles over a shaded 10-90%
     band that starts at the last close.
 
@@ -596,13 +579,6 @@ class ForecastLayer(pg.GraphicsObject):
     def price_range(self) -> tuple[float, float] | None:
         _, _, low, high = self.pending()
         return (float(low.min()), float(high.max())) if len(low) else None
-
-    def boundingRect(self) -> QRectF:
-        view = self.getViewBox()
-        return QRectF() if view is None else QRectF(view.viewRect())
-
-    def viewRangeChanged(self) -> None:
-        self.prepareGeometryChange()
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QApplication
 from terminal.core.errors import InvalidArgument
 from terminal.core.indicators import bollinger, ema, macd, rsi, sma
 from terminal.core.model import Candle, Timeframe
-from terminal.widgets.candle_chart import CandleChart, ChartStyle
+from terminal.widgets.candle_chart import AXIS_WIDTH_PX, CandleChart, ChartStyle
 from terminal.widgets.chart_layers import (
     Forecast,
     IndicatorCache,
@@ -62,6 +62,9 @@ def test_panes_are_toggled_and_show_their_readouts(chart: CandleChart) -> None:
     chart.set_indicators(IndicatorSettings(rsi=True, macd=True))
     paint(chart)
     assert chart.pane_readout_text("rsi").startswith("RSI 14 ")
+    for axis in (chart._rsi_axis, chart._macd_axis):
+        assert axis.width() == AXIS_WIDTH_PX, "a pane shown again gets its axis labels back"
+    assert chart._rsi_axis.tickValues(0.0, 100.0, 200.0) == [(1.0, [30.0, 50.0, 70.0])]
     assert chart.pane_readout_text("macd").startswith("MACD 12 26 9 ")
     assert "SMA 20" in chart.readout_text() and "EMA 50" in chart.readout_text()
     chart.set_indicators(IndicatorSettings(sma=False, ema=False))
