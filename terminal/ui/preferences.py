@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from terminal.core.model import Timeframe
 from terminal.core.settings import MAX_PAIRS, Settings, SettingsFile
 from terminal.core.strategies import STRATEGIES
-from terminal.widgets.backtest_panel import mark_invalid
+from terminal.widgets.forms import FieldBox, field_label
 
 #: The tabs: (settings section, title, note shown at the top).
 SECTIONS = (
@@ -49,19 +49,10 @@ SECTIONS = (
                                  " weekly mon 03:00 (times in UTC)."),
     ("appearance", "Appearance", "The colour theme switches at once when saved."),
 )
-_LABELS = {"pct": "%", "quote": "(quote)", "s": "(s)"}
 _CHOICES: dict[tuple[str, str], Callable[[], list[str]]] = {
     ("trading", "timeframe"): lambda: [tf.code for tf in Timeframe],
     ("trading", "strategy"): lambda: list(STRATEGIES),
 }
-
-
-def field_label(name: str) -> str:
-    """``risk_per_trade_pct`` → ``Risk per trade %``."""
-    words = name.split("_")
-    words = [_LABELS.get(word, word) for word in words]
-    text = " ".join(words)
-    return text[:1].upper() + text[1:]
 
 
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
@@ -103,21 +94,7 @@ class _Editor:
                 self.widget.setPlaceholderText("none" if annotation is str else "off")
         self.widget.setObjectName(f"{section}.{name}")
         self.widget.setToolTip(info.description or "")
-        self.error = QLabel()
-        self.error.setObjectName("FieldError")
-        self.error.setWordWrap(True)
-        self.error.hide()
-        help_text = QLabel(info.description or "")
-        help_text.setObjectName("Muted")
-        help_text.setWordWrap(True)
-        self.box = QWidget()
-        column = QVBoxLayout(self.box)
-        column.setContentsMargins(0, 0, 0, 4)
-        column.setSpacing(2)
-        column.addWidget(self.widget)
-        column.addWidget(self.error)
-        if info.description:
-            column.addWidget(help_text)
+        self.field = FieldBox(self.widget, info.description or "")
 
     def connect(self, slot: Callable[[], None]) -> None:
         widget = self.widget
@@ -143,7 +120,7 @@ class _Editor:
         return text
 
     def set_error(self, message: str | None) -> None:
-        mark_invalid(self.widget, message, self.error)
+        self.field.set_error(message)
 
 
 def _plain(value: Any) -> str:
@@ -201,7 +178,7 @@ class PreferencesDialog(QDialog):
         for name, info in type(model).model_fields.items():
             editor = _Editor(section, name, info, getattr(model, name))
             self._editors[(section, name)] = editor
-            form.addRow(field_label(name), editor.box)
+            form.addRow(field_label(name), editor.field.box)
         error = QLabel()
         error.setObjectName("FieldError")
         error.setWordWrap(True)
@@ -220,8 +197,7 @@ class PreferencesDialog(QDialog):
 
     def field_error(self, section: str, name: str) -> str:
         """The error shown at ``section.name``, empty when the value is good."""
-        label = self._editors[(section, name)].error
-        return label.text() if not label.isHidden() else ""
+        return self._editors[(section, name)].field.error_text
 
     @property
     def save_button(self) -> QPushButton:

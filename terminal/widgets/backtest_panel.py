@@ -40,6 +40,7 @@ from terminal.core.metrics import Metrics
 from terminal.core.model import DAY_MS, Timeframe
 from terminal.core.strategies import STRATEGIES, create_strategy
 from terminal.core.strategy import Parameter, ParamValue
+from terminal.widgets.forms import FieldBox, field_label, mark_invalid
 
 #: Strategies that run on candles alone (the model strategy needs a prediction series).
 FORM_STRATEGIES = tuple(name for name, cls in STRATEGIES.items() if name != "model_signal")
@@ -62,35 +63,13 @@ class BacktestRequest:
     cash: float
 
 
-def mark_invalid(widget: QWidget, message: str | None, label: QLabel) -> None:
-    """Show ``message`` under a field and give the field a red border (None clears both)."""
-    widget.setProperty("invalid", message is not None)
-    widget.setToolTip(message or "")
-    widget.style().unpolish(widget)
-    widget.style().polish(widget)
-    label.setText(message or "")
-    label.setVisible(message is not None)
-
-
-class _Field:
+class _Field(FieldBox):
     """A line edit with its error label below."""
 
     def __init__(self, text: str, tooltip: str) -> None:
         self.edit = QLineEdit(text)
         self.edit.setToolTip(tooltip)
-        self.error = QLabel()
-        self.error.setObjectName("FieldError")
-        self.error.setWordWrap(True)
-        self.error.hide()
-        self.box = QWidget()
-        column = QVBoxLayout(self.box)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.setSpacing(2)
-        column.addWidget(self.edit)
-        column.addWidget(self.error)
-
-    def set_error(self, message: str | None) -> None:
-        mark_invalid(self.edit, message, self.error)
+        super().__init__(self.edit)
 
 
 class BacktestPanel(QWidget):
@@ -278,7 +257,7 @@ class BacktestPanel(QWidget):
                            f" {_number_text(parameter.maximum)})")
             field.edit.setObjectName(f"param-{parameter.name}")
             field.edit.textChanged.connect(self.validate)
-            self._params_form.addRow(parameter.name.replace("_", " "), field.box)
+            self._params_form.addRow(field_label(parameter.name), field.box)
             self._param_fields[parameter.name] = (parameter, field)
         self.validate()
 

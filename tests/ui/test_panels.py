@@ -13,8 +13,9 @@ from terminal.core.model import Candle, Timeframe
 from terminal.core.series import CandleSeries
 from terminal.core.settings import Settings, SettingsFile
 from terminal.ui.backtest_runner import BacktestRunner
-from terminal.ui.preferences import PreferencesDialog, field_label
+from terminal.ui.preferences import PreferencesDialog
 from terminal.widgets.backtest_panel import BacktestPanel, BacktestRequest
+from terminal.widgets.forms import field_label
 from terminal.widgets.notifications import (
     MAX_NOTIFICATIONS,
     Notification,
