@@ -27,9 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, Row
-from terminal.core.model import Timeframe
-from terminal.core.series import CandleSeries
+from bench.common import ROOT, Row, million_candles
 
 MILLION = 1_000_000
 SIZE = (1600, 900)
@@ -41,18 +39,6 @@ TIMER_S = 0.010
 
 def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
-
-
-def million_candles() -> CandleSeries:
-    """The same 1M-candle random walk as the store benchmark, built without its imports."""
-    rng = np.random.default_rng(1)
-    times = 1_600_000_000_000 - 1_600_000_000_000 % 60_000 + np.arange(MILLION) * 60_000
-    close = 30_000 * np.exp(np.cumsum(rng.normal(0, 0.0008, MILLION)))
-    open_ = np.r_[30_000.0, close[:-1]]
-    wick = np.abs(rng.normal(0, 0.0004, MILLION)) * close
-    return CandleSeries(Timeframe.M1, times.astype(np.int64), open_,
-                        np.maximum(open_, close) + wick, np.minimum(open_, close) - wick, close,
-                        rng.gamma(2.0, 3.0, MILLION))
 
 
 def chart_child() -> None:

@@ -24,16 +24,6 @@ from tests.factories import make_series
 pytestmark = pytest.mark.qt
 
 
-@pytest.fixture
-def chart(qtbot) -> CandleChart:
-    widget = CandleChart()
-    qtbot.addWidget(widget)
-    widget.resize(1000, 700)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
-
-
 def paint(chart: CandleChart) -> None:
     chart.grab()
     QApplication.processEvents()
