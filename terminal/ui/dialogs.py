@@ -1,18 +1,22 @@
-"""Small dialogs of the main window: the keyboard shortcuts and the first-run wizard."""
+"""Small dialogs of the main window: keyboard shortcuts, indicator settings, first-run wizard."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
     QDialogButtonBox,
+    QFormLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
+    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -21,7 +25,10 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from terminal.core.errors import InvalidArgument
 from terminal.core.paths import APP_DISPLAY_NAME
+from terminal.widgets.chart_layers import IndicatorSettings
+from terminal.widgets.forms import FieldBox
 
 
 def shortcut_rows(actions: Sequence[QAction]) -> list[tuple[str, str]]:
@@ -132,3 +139,100 @@ class FirstRunWizard(QWizard):
              " confirmation.",
              "Press <b>Finish</b> to open the terminal. This guide is under Help → Getting"
              " started whenever you want it again."]))
+
+
+#: The indicator periods the dialog edits: (field, label, whole number).
+_INDICATOR_FIELDS = (
+    ("sma_period", "SMA period", True),
+    ("ema_period", "EMA period", True),
+    ("bollinger_period", "Bollinger period", True),
+    ("bollinger_width", "Bollinger width (deviations)", False),
+    ("rsi_period", "RSI period", True),
+    ("macd_fast", "MACD fast EMA", True),
+    ("macd_slow", "MACD slow EMA", True),
+    ("macd_signal", "MACD signal EMA", True),
+)
+
+
+class IndicatorDialog(QDialog):
+    """The chart indicators' periods, checked as typed; Apply is enabled only when all are good."""
+
+    #: The new :class:`IndicatorSettings` (emitted on Apply).
+    applied = Signal(object)
+
+    def __init__(self, settings: IndicatorSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Indicator settings")
+        self._settings = settings
+        self._fields: dict[str, FieldBox] = {}
+        form = QFormLayout()
+        for name, label, _whole in _INDICATOR_FIELDS:
+            edit = QLineEdit(f"{getattr(settings, name):g}")
+            edit.setObjectName(name)
+            field = FieldBox(edit)
+            edit.textChanged.connect(self.validate)
+            self._fields[name] = field
+            form.addRow(label, field.box)
+        self._buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Apply
+                                         | QDialogButtonBox.StandardButton.Cancel)
+        self.apply_button.setObjectName("Primary")
+        self.apply_button.clicked.connect(self.apply)
+        self._buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self._buttons)
+        self.setMinimumWidth(440)
+        self.validate()
+
+    @property
+    def apply_button(self) -> QPushButton:
+        return self._buttons.button(QDialogButtonBox.StandardButton.Apply)
+
+    def edit(self, name: str) -> QLineEdit:
+        widget = self._fields[name].widget
+        assert isinstance(widget, QLineEdit)
+        return widget
+
+    def field_error(self, name: str) -> str:
+        return self._fields[name].error_text
+
+    def validate(self) -> IndicatorSettings | None:
+        values: dict[str, float | int] = {}
+        errors: dict[str, str] = {}
+        for name, label, whole in _INDICATOR_FIELDS:
+            text = self.edit(name).text().strip()
+            try:
+                number = float(text)
+            except ValueError:
+                errors[name] = f"{label} must be a number"
+                continue
+            if whole and number != int(number):
+                errors[name] = f"{label} must be a whole number of bars"
+                continue
+            values[name] = int(number) if whole else number
+        settings = None
+        if not errors:
+            try:
+                settings = replace(self._settings, **values)
+            except InvalidArgument as error:
+                message = str(error)
+                culprit = next((name for name, _, _ in _INDICATOR_FIELDS
+                                if name.replace("_", " ") in message), None)
+                if culprit is None and "MACD" in message:
+                    culprit = "macd_fast"
+                if culprit is None and "Bollinger width" in message:
+                    culprit = "bollinger_width"
+                errors[culprit or "sma_period"] = message
+        for name, field in self._fields.items():
+            field.set_error(errors.get(name))
+        self.apply_button.setEnabled(settings is not None)
+        self.adjustSize()  # room for the error lines shown, none left when they go
+        return settings
+
+    def apply(self) -> bool:
+        settings = self.validate()
+        if settings is None:
+            return False
+        self.applied.emit(settings)
+        self.accept()
+        return True

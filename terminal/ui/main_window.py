@@ -58,7 +58,7 @@ from terminal.core.services import MarketDataService
 from terminal.core.settings import Settings, SettingsFile
 from terminal.ui import theme
 from terminal.ui.backtest_runner import BacktestRunner
-from terminal.ui.dialogs import FirstRunWizard, ShortcutsDialog
+from terminal.ui.dialogs import FirstRunWizard, IndicatorDialog, ShortcutsDialog
 from terminal.ui.preferences import PreferencesDialog
 from terminal.widgets.backtest_panel import BacktestPanel, BacktestRequest
 from terminal.widgets.candle_chart import CandleChart
@@ -316,6 +316,9 @@ class MainWindow(QMainWindow):
         self._wizard_action = self._action("&Getting Started…", None,
                                            self.show_first_run_wizard,
                                            "Show the first-run guide again")
+        self._indicator_settings_action = self._action(
+            "Indicator &Settings…", None, self.show_indicator_settings,
+            "Periods of the moving averages, Bollinger bands, RSI and MACD")
         for field, text, keys in INDICATOR_TOGGLES:
             action = self._action(text, keys, lambda f=field: self._toggle_indicator(f),
                                   f"{text} on or off")
@@ -367,6 +370,8 @@ class MainWindow(QMainWindow):
         indicators = self.menuBar().addMenu("&Indicators")
         for action in self._indicator_actions.values():
             indicators.addAction(action)
+        indicators.addSeparator()
+        indicators.addAction(self._indicator_settings_action)
         view_menu = self.menuBar().addMenu("&View")
         for dock in self._docks.values():
             view_menu.addAction(dock.toggleViewAction())
@@ -736,6 +741,13 @@ class MainWindow(QMainWindow):
         settings_file = self._settings_file or SettingsFile()
         dialog = PreferencesDialog(self._preferences, settings_file, self)
         dialog.saved.connect(self._on_preferences_saved)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def show_indicator_settings(self) -> IndicatorDialog:
+        dialog = IndicatorDialog(self._chart.indicator_settings, self)
+        dialog.applied.connect(self.set_indicators)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         return dialog

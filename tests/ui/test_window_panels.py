@@ -227,3 +227,23 @@ def test_a_fast_stream_is_drawn_once_a_frame_with_its_newest_tick(qtbot, ready_s
     closed = ticks[-1]
     bus.publish(CandleClosed(key, closed))
     assert window.chart.last_candle == closed, "a closed candle is never held back"
+
+
+def test_indicator_periods_are_validated_then_applied(qtbot, ready_service, bus) -> None:
+    window = make_window(qtbot, ready_service, bus)
+    dialog = window.show_indicator_settings()
+    dialog.edit("sma_period").setText("0")
+    assert "sma period must be 1 to 1000 bars" in dialog.field_error("sma_period")
+    assert not dialog.apply_button.isEnabled()
+    dialog.edit("sma_period").setText("9.5")
+    assert "whole number" in dialog.field_error("sma_period")
+    dialog.edit("sma_period").setText("9")
+    dialog.edit("macd_fast").setText("40")
+    assert "fast period (40) must be below its slow period" in dialog.field_error("macd_fast")
+    assert dialog.apply() is False
+    dialog.edit("macd_fast").setText("8")
+    dialog.edit("bollinger_width").setText("2.5")
+    assert dialog.apply() is True
+    settings = window.chart.indicator_settings
+    assert (settings.sma_period, settings.macd_fast, settings.bollinger_width) == (9, 8, 2.5)
+    assert "SMA 9" in window.chart.readout_text()
