@@ -712,10 +712,8 @@ class MainWindow(QMainWindow):
     def _apply_theme(self, name: str) -> None:
         chosen = theme.theme_named(name)
         app = QApplication.instance()
-        if isinstance(app, QApplication):
+        if isinstance(app, QApplication):  # always, while a window exists
             theme.apply_theme(app, chosen)
-        else:
-            theme.apply_theme(QApplication([]), chosen)  # pragma: no cover - app exists in use
         self._chart.set_style(theme.chart_style(chosen))
         self._watchlist.model.set_colors(chosen.up, chosen.down, chosen.text_muted)
         self._notifications.set_colors(chosen.text_muted, chosen.up, chosen.warning, chosen.down,
