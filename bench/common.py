@@ -8,6 +8,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
+from terminal.core.model import Timeframe
+from terminal.core.series import CandleSeries
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 
@@ -26,3 +31,15 @@ def median_seconds(runs: int, setup: Callable[[Path], object],
             action(Path(folder), prepared)
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def million_candles(count: int = 1_000_000) -> CandleSeries:
+    """A seeded random walk of ``count`` 1-minute candles (the large-history workload)."""
+    rng = np.random.default_rng(1)
+    times = 1_600_000_000_000 - 1_600_000_000_000 % 60_000 + np.arange(count) * 60_000
+    close = 30_000 * np.exp(np.cumsum(rng.normal(0, 0.0008, count)))
+    open_ = np.r_[30_000.0, close[:-1]]
+    wick = np.abs(rng.normal(0, 0.0004, count)) * close
+    return CandleSeries(Timeframe.M1, times.astype(np.int64), open_,
+                        np.maximum(open_, close) + wick, np.minimum(open_, close) - wick, close,
+                        rng.gamma(2.0, 3.0, count))

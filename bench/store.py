@@ -13,9 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from bench.common import ROOT, Row, median_seconds
+from bench.common import ROOT, Row, median_seconds, million_candles
 from terminal.core.model import DAY_MS, Timeframe
 from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.storage import Store
@@ -24,17 +22,6 @@ from terminal.exchange.simulated import MarketGenerator
 
 MILLION = 1_000_000
 KEY = SeriesKey("bench", "BTC/USDT", Timeframe.M1)
-
-
-def million_candles() -> CandleSeries:
-    rng = np.random.default_rng(1)
-    times = 1_600_000_000_000 - 1_600_000_000_000 % 60_000 + np.arange(MILLION) * 60_000
-    close = 30_000 * np.exp(np.cumsum(rng.normal(0, 0.0008, MILLION)))
-    open_ = np.r_[30_000.0, close[:-1]]
-    wick = np.abs(rng.normal(0, 0.0004, MILLION)) * close
-    return CandleSeries(Timeframe.M1, times.astype(np.int64), open_,
-                        np.maximum(open_, close) + wick, np.minimum(open_, close) - wick, close,
-                        rng.gamma(2.0, 3.0, MILLION))
 
 
 def bench_insert(candles: CandleSeries) -> float:

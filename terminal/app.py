@@ -24,9 +24,9 @@ from typing import Any
 
 import PySide6
 import qasync
-from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtCore import QEvent, QSettings, QSize, Qt
 from PySide6.QtGui import QGuiApplication, QIcon, QImage
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
 from terminal.core.bus import EventBus
 from terminal.core.clock import SystemClock
@@ -39,7 +39,7 @@ from terminal.core.paths import APP_DISPLAY_NAME, APP_NAME, resolve_data_dir
 from terminal.core.risk import RiskLimits, RiskManager
 from terminal.core.secrets import install_log_redaction
 from terminal.core.services import MarketDataService
-from terminal.core.settings import SettingsFile, SimulatedMarketSettings
+from terminal.core.settings import Settings, SettingsFile, SimulatedMarketSettings
 from terminal.core.storage import Store
 from terminal.core.storage.orders import TradingMode
 from terminal.exchange.paper import PaperVenue
@@ -180,15 +180,17 @@ def application() -> QApplication:
 def build_terminal(data_dir: str | None, sim_speed: float | None, *,
                    settings: QSettings | None = None,
                    market: SimulatedMarketSettings | None = None,
-                   risk: RiskLimits | None = None) -> Terminal:
+                   preferences: Settings | None = None,
+                   settings_file: SettingsFile | None = None) -> Terminal:
     """Wire every part and create the window, without showing it or running the loop.
 
-    ``sim_speed`` overrides the speed in ``market`` (the user's simulated-market settings);
-    ``risk`` are the limits every order is checked against.
+    ``sim_speed`` overrides the speed in ``market`` (the user's simulated-market settings,
+    by default those in ``preferences``). Every order is checked against the risk limits in
+    ``preferences``. ``settings_file`` is where Preferences saves.
     Needs a QApplication (see :func:`application`). Raises :class:`TerminalError` when the
     data folder or the database cannot be used.
     """
-    market = market or SimulatedMarketSettings()
+    market = market or (preferences.simulated if preferences else SimulatedMarketSettings())
     store = Store.open(resolve_data_dir(data_dir))
     try:
         seed = DEFAULT_SEED if market.seed is None else market.seed
@@ -198,11 +200,13 @@ def build_terminal(data_dir: str | None, sim_speed: float | None, *,
         bus = EventBus()
         # The simulated market runs its own clock (it may run faster than the wall clock).
         service = MarketDataService(store, venue, bus, venue, history_days=market.history_days)
-        window = MainWindow(service, bus, settings=settings)
+        window = MainWindow(service, bus, settings=settings, preferences=preferences,
+                            settings_file=settings_file)
         fill_model = FillModel()
         paper = PaperVenue(store, venue, fill_model=fill_model, clock=venue)
+        risk = preferences.risk if preferences else RiskLimits()
         orders = OrderManager(paper, store, bus,
-                              RiskManager(risk or RiskLimits(), fee_rate=fill_model.fees.taker),
+                              RiskManager(risk, fee_rate=fill_model.fees.taker),
                               mode=TradingMode.PAPER, clock=venue)
     except BaseException:
         store.close()
@@ -241,7 +245,7 @@ def run_window(data_dir: str | None, sim_speed: float | None) -> int:
         settings_file = SettingsFile()
         preferences = settings_file.load()
         terminal = build_terminal(data_dir, sim_speed, settings=QSettings(),
-                                  market=preferences.simulated, risk=preferences.risk)
+                                  preferences=preferences, settings_file=settings_file)
     except TerminalError as error:
         _report_startup_error(str(error))
         return EXIT_FAILED
@@ -255,6 +259,14 @@ def run_window(data_dir: str | None, sim_speed: float | None) -> int:
             return int(loop.run_until_complete(_serve(terminal)))
     finally:
         asyncio.set_event_loop(None)
+        _delete_now(terminal.window)
+
+
+def _delete_now(window: MainWindow) -> None:
+    """Delete the window and its children now: the event loop that would have done it is gone,
+    and a half-alive window would still be restyled (and crash) by a later theme change."""
+    window.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 async def _serve(terminal: Terminal) -> int:
@@ -269,6 +281,10 @@ async def _serve(terminal: Terminal) -> int:
     previous_sigint = signal.signal(
         signal.SIGINT, lambda *_: loop.call_soon_threadsafe(terminal.window.close))
     terminal.window.show()
+    tray = _tray_icon(terminal.window)
+    terminal.window.set_tray_icon(tray)
+    if not terminal.window.preferences.first_run_done:
+        terminal.window.show_first_run_wizard()
     starting = asyncio.create_task(terminal.start_service(), name="market-data-start")
     try:
         await closed.wait()
@@ -279,7 +295,20 @@ async def _serve(terminal: Terminal) -> int:
         await terminal.shutdown()
         restore_hooks()
         signal.signal(signal.SIGINT, previous_sigint)
+        if tray is not None:
+            tray.hide()
     return EXIT_OK
+
+
+def _tray_icon(window: MainWindow) -> QSystemTrayIcon | None:
+    """A system-tray icon for desktop notifications, where the desktop has a tray."""
+    if not QSystemTrayIcon.isSystemTrayAvailable() or not QSystemTrayIcon.supportsMessages():
+        return None
+    tray = QSystemTrayIcon(QIcon(str(resource_path("icons", "app.svg"))), window)
+    tray.setToolTip(APP_DISPLAY_NAME)
+    tray.activated.connect(lambda _reason: (window.showNormal(), window.activateWindow()))
+    tray.show()
+    return tray
 
 
 def _report_startup_error(message: str) -> None:
@@ -354,7 +383,8 @@ def save_screenshot(output: Path, *, data_dir: str | None, sim_speed: float | No
     if not output.parent.is_dir():
         raise InvalidArgument(f"the folder {output.parent} does not exist")
     app = application()
-    terminal = build_terminal(data_dir, sim_speed, market=SettingsFile().load().simulated)
+    preferences = SettingsFile().load()
+    terminal = build_terminal(data_dir, sim_speed, preferences=preferences)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     try:
@@ -364,7 +394,7 @@ def save_screenshot(output: Path, *, data_dir: str | None, sim_speed: float | No
     finally:
         asyncio.set_event_loop(None)
         terminal.window.close()
-        terminal.window.deleteLater()
+        _delete_now(terminal.window)
     if not image.save(str(output), "PNG"):
         raise TerminalError(f"cannot write the screenshot {output}")
     return output

@@ -24,7 +24,7 @@ def register(commands: Any) -> None:
                         help=f"window size in pixels (default: {DEFAULT_SIZE})")
     parser.add_argument("--symbol", help="pair to chart, such as BTC/USDT (default: the first)")
     parser.add_argument("--timeframe", type=_timeframe, metavar="TF",
-                        help="candle length: 1m, 5m, 15m, 1h, 4h or 1d (default: 5m)")
+                        help="candle length: 1m, 5m, 15m, 30m, 1h, 4h or 1d (default: 5m)")
     parser.set_defaults(run=run_screenshot)
 
 

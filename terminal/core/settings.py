@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from terminal.core.errors import InvalidArgument
+from terminal.core.model import Timeframe
 from terminal.core.paths import APP_NAME
 from terminal.core.risk import RiskLimits
+from terminal.core.schedule import parse_schedule
 from terminal.core.services import DEFAULT_HISTORY_DAYS
+from terminal.core.strategies import STRATEGIES
 
 SETTINGS_FILENAME = "settings.json"
 
@@ -36,17 +40,100 @@ class SimulatedMarketSettings(BaseModel):
                               description="days of history generated on first start")
 
 
+#: The most pairs traded and watched at once.
+MAX_PAIRS = 10
+_PAIR = re.compile(r"[A-Z0-9]{2,12}/[A-Z0-9]{2,12}")
+
+
+class TradingSettings(BaseModel):
+    """What is traded and how: pairs, timeframe, strategy, and whether trading is automatic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pairs: tuple[str, ...] = Field(
+        default=("BTC/USDT", "ETH/USDT"), min_length=1, max_length=MAX_PAIRS,
+        description="pairs traded and shown in the watchlist, as BASE/QUOTE")
+    timeframe: str = Field(default="1h", description="candle timeframe strategies trade on")
+    strategy: str = Field(default="sma_crossover", description="strategy of automated trading")
+    model: str | None = Field(default=None, description="model whose predictions are used;"
+                                                        " none until one is trained")
+    automated_trading: bool = Field(default=False,
+                                    description="let the strategy place orders by itself")
+
+    @field_validator("pairs")
+    @classmethod
+    def _valid_pairs(cls, pairs: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(pair.strip().upper() for pair in pairs)
+        for pair in cleaned:
+            if not _PAIR.fullmatch(pair):
+                raise ValueError(f"{pair!r} is not a pair like BTC/USDT")
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError("a pair is listed twice")
+        return cleaned
+
+    @field_validator("timeframe")
+    @classmethod
+    def _known_timeframe(cls, code: str) -> str:
+        codes = [tf.code for tf in Timeframe]
+        if code not in codes:
+            raise ValueError(f"unknown timeframe {code!r}; one of {', '.join(codes)}")
+        return code
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        if name not in STRATEGIES:
+            raise ValueError(f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}")
+        return name
+
+
+class DataSettings(BaseModel):
+    """How often data is refreshed and models retrained."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    refresh_interval_s: int = Field(default=60, ge=5, le=3600,
+                                    description="seconds between polls of an exchange's candles")
+    retrain_schedule: str = Field(default="daily 03:00",
+                                  description="when models retrain: off, every 6h, daily 03:00,"
+                                              " weekly mon 03:00 (UTC)")
+
+    @field_validator("retrain_schedule")
+    @classmethod
+    def _readable_schedule(cls, text: str) -> str:
+        try:
+            return parse_schedule(text).text
+        except InvalidArgument as error:
+            raise ValueError(str(error)) from None
+
+
+class AppearanceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    theme: Literal["dark", "light"] = Field(default="dark", description="colour theme")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: int = 1
+    version: int = 2
     simulated: SimulatedMarketSettings = SimulatedMarketSettings()
     risk: RiskLimits = RiskLimits()
+    trading: TradingSettings = TradingSettings()
+    data: DataSettings = DataSettings()
+    appearance: AppearanceSettings = AppearanceSettings()
+    first_run_done: bool = Field(default=False,
+                                 description="the first-run wizard has been shown")
+
+
+def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added trading, data, appearance and first_run_done, all with defaults."""
+    return {**raw, "version": 2}
 
 
 SETTINGS_VERSION = Settings().version
 #: Step ``i`` turns the raw JSON of version ``i + 1`` into version ``i + 2``. Append only.
-_MIGRATIONS: tuple[Callable[[dict[str, Any]], dict[str, Any]], ...] = ()
+_MIGRATIONS: tuple[Callable[[dict[str, Any]], dict[str, Any]], ...] = (_v1_to_v2,)
 
 
 def default_config_dir() -> Path:

@@ -1,26 +1,42 @@
-"""The main window: a chart of one market, chosen in the toolbar, with the venue's state below."""
+"""The main window: a chart of one market, chosen in the toolbar, with dockable panels around it
+(watchlist, notifications, backtest) and the venue's state below.
+
+Panels are :class:`QDockWidget` s: they can be moved, stacked, floated and closed, and their
+layout is remembered in QSettings with the window's geometry (View → Reset layout puts them
+back). Background events from the bus become notifications in the notification centre and, for
+what matters, on the desktop.
+"""
 
 from __future__ import annotations
 
+import html
+import json
 import logging
+import re
 from collections.abc import Callable
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
+    QDialog,
+    QDockWidget,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
     QSizePolicy,
+    QSystemTrayIcon,
     QToolBar,
     QWidget,
 )
 
 from terminal import __version__
+from terminal.core.backtest import BacktestResult
 from terminal.core.bus import EventBus
 from terminal.core.errors import InvalidArgument, TerminalError
 from terminal.core.events import (
@@ -30,20 +46,31 @@ from terminal.core.events import (
     ErrorRaised,
     HistoryProgress,
     InstrumentsLoaded,
+    IntentRejected,
     MarketDataReady,
+    OrderFilled,
+    OrderUpdated,
 )
-from terminal.core.model import Instrument, Timeframe, VenueKind
+from terminal.core.model import Candle, Instrument, OrderStatus, Timeframe, VenueKind
 from terminal.core.paths import APP_DISPLAY_NAME
 from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.services import MarketDataService
+from terminal.core.settings import Settings, SettingsFile
 from terminal.ui import theme
+from terminal.ui.backtest_runner import BacktestRunner
+from terminal.ui.dialogs import FirstRunWizard, IndicatorDialog, ShortcutsDialog
+from terminal.ui.preferences import PreferencesDialog
+from terminal.widgets.backtest_panel import BacktestPanel, BacktestRequest
 from terminal.widgets.candle_chart import CandleChart
+from terminal.widgets.chart_layers import IndicatorSettings, Side, TradeMarker
+from terminal.widgets.notifications import Notification, NotificationCenter, Severity
+from terminal.widgets.watchlist import Watchlist
 
 log = logging.getLogger(__name__)
 
-#: The timeframes offered in the toolbar, in order; Ctrl+1 to Ctrl+6 select them.
-TIMEFRAMES = (Timeframe.M1, Timeframe.M5, Timeframe.M15, Timeframe.H1, Timeframe.H4,
-              Timeframe.D1)
+#: The timeframes offered in the toolbar, in order; Ctrl+1 to Ctrl+7 select them.
+TIMEFRAMES = (Timeframe.M1, Timeframe.M5, Timeframe.M15, Timeframe.M30, Timeframe.H1,
+              Timeframe.H4, Timeframe.D1)
 DEFAULT_TIMEFRAME = Timeframe.M5
 #: The newest bars loaded into the chart; a full quarter of 1-minute candles fits.
 HISTORY_BARS = 150_000
@@ -57,8 +84,25 @@ _VENUE_DESCRIPTIONS = {
 }
 _TIMEFRAME_NAMES = {
     Timeframe.M1: "1 minute", Timeframe.M5: "5 minutes", Timeframe.M15: "15 minutes",
-    Timeframe.H1: "1 hour", Timeframe.H4: "4 hours", Timeframe.D1: "1 day",
+    Timeframe.M30: "30 minutes", Timeframe.H1: "1 hour", Timeframe.H4: "4 hours",
+    Timeframe.D1: "1 day",
 }
+#: Bumped when the docks change, so a layout saved by an older release is not restored.
+LAYOUT_VERSION = 1
+#: Shortest time between two chart updates from the live stream (about 30 frames a second).
+FRAME_MS = 33
+#: 1-minute candles the watchlist is seeded with: its rolling 24 hours.
+WATCHLIST_BARS = 1440
+#: What the worker-state field says until the ML worker exists.
+NO_MODELS_TEXT = "Models: no models yet"
+#: Indicator toggles in the View menu: (settings field, menu text, shortcut).
+INDICATOR_TOGGLES = (
+    ("sma", "SMA overlay", "Alt+S"),
+    ("ema", "EMA overlay", "Alt+E"),
+    ("bollinger", "Bollinger bands", "Alt+B"),
+    ("rsi", "RSI pane", "Alt+R"),
+    ("macd", "MACD pane", "Alt+M"),
+)
 
 
 def _utc_text(time_ms: int) -> str:
@@ -75,36 +119,62 @@ class MainWindow(QMainWindow):
 
     The window appears at once; while the service loads history the chart says so and the
     status bar shows the progress, and the chart fills in when the history is ready.
-    ``settings`` keeps the window's geometry and the last selection between runs; without it
-    nothing is remembered.
+    ``settings`` keeps the window's geometry, dock layout, indicators and the last selection
+    between runs; without it nothing is remembered. ``preferences`` are the typed user settings
+    and ``settings_file`` where Preferences saves them (without it, Preferences is read-only).
     """
 
     #: Emitted when the window has closed (the application then shuts down).
     closed = Signal()
+    #: The user saved new preferences (the new :class:`Settings`).
+    preferences_saved = Signal(object)
 
     def __init__(self, service: MarketDataService, bus: EventBus, *,
-                 settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+                 settings: QSettings | None = None, preferences: Settings | None = None,
+                 settings_file: SettingsFile | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._service = service
         self._settings = settings
+        self._preferences = preferences or Settings()
+        self._settings_file = settings_file
+        self._trade_markers: dict[str, list[TradeMarker]] = {}
+        self._tray: QSystemTrayIcon | None = None
         self._symbol: str | None = None
         self._timeframe = DEFAULT_TIMEFRAME
         self._watching: tuple[str, Timeframe] | None = None
         self._history_ready = False
+        self._connection_lost = False
         venue = service.venue
         self._kind_label = venue.kind.label
 
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks
+                            | QMainWindow.DockOption.AllowTabbedDocks
+                            | QMainWindow.DockOption.AllowNestedDocks)
         self._chart = CandleChart(self, style=theme.chart_style())
         self._chart.set_placeholder("Loading market history…")
         self.setCentralWidget(self._chart)
         self._timeframe_actions: dict[Timeframe, QAction] = {}
+        self._indicator_actions: dict[str, QAction] = {}
+        self._build_docks()
+        self._backtests = BacktestRunner(self._backtest_history, self)
+        self._backtests.progress.connect(self._backtest_panel.set_progress)
+        self._backtests.finished.connect(self._on_backtest_finished)
+        self._backtests.failed.connect(self._on_backtest_failed)
+        self._backtest_panel.run_requested.connect(self.run_backtest)
         self._build_actions()
         self._build_toolbar()
         self._build_menus()
         self._build_status_bar()
+        self._default_state = self.saveState(LAYOUT_VERSION)
         self._error_timer = QTimer(self)
         self._error_timer.setSingleShot(True)
         self._error_timer.timeout.connect(self._clear_error)
+        self._pending_candle: Candle | None = None
+        self._frame_timer = QTimer(self)
+        self._frame_timer.setSingleShot(True)
+        self._frame_timer.setInterval(FRAME_MS)
+        self._frame_timer.timeout.connect(self._show_pending_candle)
 
         self._unsubscribers: list[Callable[[], None]] = [
             bus.subscribe(InstrumentsLoaded, self._on_instruments_loaded),
@@ -114,13 +184,85 @@ class MainWindow(QMainWindow):
             bus.subscribe(CandleUpdated, self._on_candle),
             bus.subscribe(CandleClosed, self._on_candle),
             bus.subscribe(ErrorRaised, self._on_error),
+            bus.subscribe(CandleUpdated, self._on_watchlist_candle),
+            bus.subscribe(CandleClosed, self._on_watchlist_candle),
+            bus.subscribe(IntentRejected, self._on_intent_rejected),
+            bus.subscribe(OrderFilled, self._on_order_filled),
+            bus.subscribe(OrderUpdated, self._on_order_updated),
         ]
         self._restore_settings()
+        self._apply_theme(self._preferences.appearance.theme)
         self._update_title()
         if service.ready:
             self._on_history_ready()
 
     # -- construction -------------------------------------------------------------------------
+
+    def _build_docks(self) -> None:
+        self._watchlist = Watchlist(self)
+        self._watchlist.symbol_activated.connect(self._on_watchlist_symbol)
+        self._notifications = NotificationCenter(self)
+        self._notifications.unread_changed.connect(self._on_unread_changed)
+        self._backtest_panel = BacktestPanel(self)
+        self._docks: dict[str, QDockWidget] = {}
+        for name, title, widget, area, keys in (
+                ("watchlist", "Watchlist", self._watchlist,
+                 Qt.DockWidgetArea.RightDockWidgetArea, "Ctrl+Shift+W"),
+                ("notifications", "Notifications", self._notifications,
+                 Qt.DockWidgetArea.RightDockWidgetArea, "Ctrl+Shift+N"),
+                ("backtest", "Backtest", self._backtest_panel,
+                 Qt.DockWidgetArea.BottomDockWidgetArea, "Ctrl+Shift+B")):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"{name}Dock")
+            dock.setWidget(widget)
+            dock.setAllowedAreas(Qt.DockWidgetArea.AllDockWidgetAreas)
+            toggle = dock.toggleViewAction()
+            toggle.setText(f"{title} panel")
+            toggle.setShortcut(QKeySequence(keys))
+            toggle.setToolTip(f"Show or hide the {title.lower()} panel")
+            self.addDockWidget(area, dock)
+            self._docks[name] = dock
+        # As on trading platforms: the watchlist top right, what happened below it.
+        self.splitDockWidget(self._docks["watchlist"], self._docks["notifications"],
+                             Qt.Orientation.Vertical)
+        self.resizeDocks([self._docks["watchlist"]], [330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self._docks["watchlist"], self._docks["notifications"]], [560, 300],
+                         Qt.Orientation.Vertical)
+        self.resizeDocks([self._docks["backtest"]], [400], Qt.Orientation.Vertical)
+        # Backtests are run now and then: the panel starts closed, View → Backtest opens it.
+        self._docks["backtest"].hide()
+
+    @property
+    def docks(self) -> dict[str, QDockWidget]:
+        """The panels by name: ``watchlist``, ``notifications``, ``backtest``."""
+        return dict(self._docks)
+
+    @property
+    def watchlist(self) -> Watchlist:
+        return self._watchlist
+
+    @property
+    def notification_center(self) -> NotificationCenter:
+        return self._notifications
+
+    @property
+    def backtest_panel(self) -> BacktestPanel:
+        return self._backtest_panel
+
+    @property
+    def backtest_runner(self) -> BacktestRunner:
+        return self._backtests
+
+    def _action(self, text: str, keys: str | QKeySequence.StandardKey | None,
+                slot: Callable[[], object], tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if keys is not None:
+            action.setShortcut(QKeySequence(keys))
+        if tip:
+            action.setToolTip(tip)
+        action.triggered.connect(lambda _=False: slot())
+        self.addAction(action)
+        return action
 
     def _build_actions(self) -> None:
         group = QActionGroup(self)
@@ -141,6 +283,47 @@ class MainWindow(QMainWindow):
         self._latest_action.triggered.connect(self._chart.scroll_to_latest)
         for action in (self._quit_action, self._latest_action):
             self.addAction(action)
+        self._zoom_in_action = self._action("Zoom &In", "Ctrl+=", lambda: self._chart.zoom(0.8),
+                                            "Zoom the chart in")
+        self._zoom_in_action.setShortcuts([QKeySequence("Ctrl+="), QKeySequence("Ctrl++")])
+        self._zoom_out_action = self._action("Zoom &Out", "Ctrl+-",
+                                             lambda: self._chart.zoom(1.25), "Zoom the chart out")
+        self._pan_back_action = self._action("Pan Back", "Ctrl+Left",
+                                             lambda: self._chart.pan(-0.25),
+                                             "Move the chart back in time")
+        self._pan_forward_action = self._action("Pan Forward", "Ctrl+Right",
+                                                lambda: self._chart.pan(0.25),
+                                                "Move the chart forward in time")
+        self._next_symbol_action = self._action("&Next Symbol", "Ctrl+PgDown",
+                                                lambda: self.step_symbol(1),
+                                                "Chart the next pair of the watchlist")
+        self._previous_symbol_action = self._action("&Previous Symbol", "Ctrl+PgUp",
+                                                    lambda: self.step_symbol(-1),
+                                                    "Chart the previous pair of the watchlist")
+        self._full_screen_action = self._action("&Full Screen", "F11", self.toggle_full_screen,
+                                                "Full screen on or off")
+        self._full_screen_action.setCheckable(True)
+        self._reset_layout_action = self._action("&Reset Layout", None, self.reset_layout,
+                                                 "Put every panel back where it started")
+        self._theme_action = self._action("&Light Theme", "Ctrl+Shift+L", self.toggle_theme,
+                                          "Switch between the dark and the light theme")
+        self._theme_action.setCheckable(True)
+        self._preferences_action = self._action("&Preferences…", "Ctrl+,",
+                                                self.show_preferences,
+                                                "Open the preferences")
+        self._shortcuts_action = self._action("&Keyboard Shortcuts", "F1", self.show_shortcuts,
+                                              "List the keyboard shortcuts")
+        self._wizard_action = self._action("&Getting Started…", None,
+                                           self.show_first_run_wizard,
+                                           "Show the first-run guide again")
+        self._indicator_settings_action = self._action(
+            "Indicator &Settings…", None, self.show_indicator_settings,
+            "Periods of the moving averages, Bollinger bands, RSI and MACD")
+        for field, text, keys in INDICATOR_TOGGLES:
+            action = self._action(text, keys, lambda f=field: self._toggle_indicator(f),
+                                  f"{text} on or off")
+            action.setCheckable(True)
+            self._indicator_actions[field] = action
 
     def _build_toolbar(self) -> None:
         toolbar = QToolBar("Market", self)
@@ -171,14 +354,47 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self._preferences_action)
+        file_menu.addSeparator()
         file_menu.addAction(self._quit_action)
-        view_menu = self.menuBar().addMenu("&View")
+        chart_menu = self.menuBar().addMenu("&Chart")
         for action in self._timeframe_actions.values():
-            view_menu.addAction(action)
+            chart_menu.addAction(action)
+        chart_menu.addSeparator()
+        for action in (self._zoom_in_action, self._zoom_out_action, self._pan_back_action,
+                       self._pan_forward_action, self._latest_action):
+            chart_menu.addAction(action)
+        chart_menu.addSeparator()
+        chart_menu.addAction(self._next_symbol_action)
+        chart_menu.addAction(self._previous_symbol_action)
+        indicators = self.menuBar().addMenu("&Indicators")
+        for action in self._indicator_actions.values():
+            indicators.addAction(action)
+        indicators.addSeparator()
+        indicators.addAction(self._indicator_settings_action)
+        view_menu = self.menuBar().addMenu("&View")
+        for dock in self._docks.values():
+            view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
-        view_menu.addAction(self._latest_action)
+        view_menu.addAction(self._reset_layout_action)
+        view_menu.addAction(self._theme_action)
+        view_menu.addAction(self._full_screen_action)
         help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self._shortcuts_action)
+        help_menu.addAction(self._wizard_action)
+        help_menu.addSeparator()
         help_menu.addAction(f"&About {APP_DISPLAY_NAME}", self._show_about)
+
+    def shortcut_actions(self) -> list[QAction]:
+        """Every action with a keyboard shortcut, in the order Help → Shortcuts lists them."""
+        actions = [*self._timeframe_actions.values(), self._zoom_in_action,
+                   self._zoom_out_action, self._pan_back_action, self._pan_forward_action,
+                   self._latest_action, self._next_symbol_action, self._previous_symbol_action,
+                   *self._indicator_actions.values(),
+                   *(dock.toggleViewAction() for dock in self._docks.values()),
+                   self._theme_action, self._full_screen_action, self._preferences_action,
+                   self._shortcuts_action, self._quit_action]
+        return [action for action in actions if not action.shortcut().isEmpty()]
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -194,6 +410,9 @@ class MainWindow(QMainWindow):
         self._venue_label = QLabel(f"{self._kind_label} — {venue.display_name}", bar)
         self._venue_label.setObjectName("StatusStrong")
         self._venue_label.setToolTip(_VENUE_DESCRIPTIONS[venue.kind])
+        self._worker_label = QLabel(NO_MODELS_TEXT, bar)
+        self._worker_label.setToolTip("State of the background model worker: no model has been"
+                                      " trained yet, so no forecasts are shown")
         self._connection_label = QLabel(bar)
         self._bars_label = QLabel(bar)
         self._time_label = QLabel(bar)
@@ -201,9 +420,10 @@ class MainWindow(QMainWindow):
         self._price_label = QLabel(bar)
         self._price_label.setObjectName("StatusStrong")
         for label in (self._venue_label, self._connection_label, self._bars_label,
-                      self._time_label, self._price_label):
+                      self._time_label, self._worker_label, self._price_label):
             bar.addPermanentWidget(label)
         self._set_connection("Connecting…", theme.WARNING)
+        self._style_venue_label()
         self._update_market_status()
 
     # -- selection ----------------------------------------------------------------------------
@@ -265,6 +485,7 @@ class MainWindow(QMainWindow):
         if self._symbol not in symbols:
             self._symbol = symbols[0]
         self._symbol_box.setCurrentIndex(self._symbol_box.findData(self._symbol))
+        self._backtest_panel.set_symbols(symbols, self._symbol)
         self._update_title()
 
     def _load_chart(self) -> None:
@@ -272,6 +493,7 @@ class MainWindow(QMainWindow):
         if not self._history_ready or self._symbol is None:
             return
         symbol, timeframe = self._symbol, self._timeframe
+        self._pending_candle = None  # a tick of the previous series
         if self._watching is not None:
             self._service.unwatch(*self._watching)
             self._watching = None
@@ -292,6 +514,8 @@ class MainWindow(QMainWindow):
         forming = self._service.forming(symbol, timeframe)
         if forming is not None:
             self._chart.update_bar(forming)
+        self._chart.set_trades(self._trade_markers.get(symbol, []))
+        self._watchlist.select_symbol(symbol)
         self._update_market_status()
 
     @property
@@ -328,26 +552,49 @@ class MainWindow(QMainWindow):
             return
         self._history_ready = True
         self._fill_symbols()
+        self._fill_watchlist()
         self._load_chart()
 
     def _on_connection_changed(self, event: ConnectionChanged) -> None:
         if event.venue != self._service.venue.id:
             return
+        was_lost = self._connection_lost
+        self._connection_lost = not event.connected
         if event.connected:
             self._set_connection("Live", theme.UP)
+            if was_lost:
+                self.notify(Severity.SUCCESS, "Market data reconnected",
+                            f"{self._service.venue.display_name} is streaming again.")
         else:
             self._set_connection("Disconnected", theme.DOWN, event.detail)
+            self.notify(Severity.WARNING, "Market data disconnected",
+                        event.detail or f"{self._service.venue.display_name} stopped streaming;"
+                                        " reconnecting.")
 
     def _on_candle(self, event: CandleUpdated | CandleClosed) -> None:
         if event.key != self.series_key or self._watching is None:
             return
+        if isinstance(event, CandleUpdated) and self._frame_timer.isActive():
+            # A fast stream repaints at most once a frame: the newest tick waits for it.
+            self._pending_candle = event.candle
+            return
+        self._pending_candle = None
         self._chart.update_bar(event.candle)
         self._update_market_status()
+        self._frame_timer.start()
+
+    def _show_pending_candle(self) -> None:
+        candle, self._pending_candle = self._pending_candle, None
+        if candle is not None and self._watching is not None:
+            self._chart.update_bar(candle)
+            self._update_market_status()
+            self._frame_timer.start()
 
     def _on_error(self, event: ErrorRaised) -> None:
         if not self._history_ready:
             self._chart.set_placeholder("Market data unavailable (see the status bar)")
         self.show_error(f"{event.source}: {event.message}")
+        self.notify(Severity.ERROR, event.source, event.message)
 
     # -- status -------------------------------------------------------------------------------
 
@@ -367,8 +614,12 @@ class MainWindow(QMainWindow):
     def status_texts(self) -> list[str]:
         """Every text in the status bar, left to right (for tests and diagnostics)."""
         labels = (self._message, self._venue_label, self._connection_label, self._bars_label,
-                  self._time_label, self._price_label)
-        return [label.text() for label in labels]
+                  self._time_label, self._worker_label, self._price_label)
+        return [html.unescape(re.sub(r"<[^>]+>", "", label.text())) for label in labels]
+
+    def show_message(self, text: str) -> None:
+        """Show ``text`` in the status bar's message area (an error on show stays)."""
+        self._show_message(text)
 
     def _show_message(self, text: str) -> None:
         if self._error_timer.isActive():
@@ -386,9 +637,20 @@ class MainWindow(QMainWindow):
         widget.style().unpolish(widget)
         widget.style().polish(widget)
 
+    def set_worker_state(self, text: str, tooltip: str = "") -> None:
+        """What the model worker is doing, e.g. ``Models: training 42%`` (the ML worker's hook)."""
+        self._worker_label.setText(text)
+        self._worker_label.setToolTip(tooltip)
+
     def _set_connection(self, state: str, color: str, detail: str = "") -> None:
         self._connection_label.setText(f'<span style="color:{color}">●</span> {state}')
         self._connection_label.setToolTip(detail or f"Market data: {state.lower()}")
+
+    def _style_venue_label(self) -> None:
+        color = theme.VENUE_COLORS.get(self._kind_label, theme.current().text_muted)
+        self._venue_label.setText(
+            f'<span style="color:{color}; font-weight:700">{self._kind_label}</span>'
+            f" — {self._service.venue.display_name}")
 
     def _update_market_status(self) -> None:
         last = self._chart.last_candle
@@ -416,10 +678,220 @@ class MainWindow(QMainWindow):
             f"Market data: {self._service.venue.display_name} ({self._kind_label}).<br>"
             "Times are UTC.")
 
+    # -- panels, theme, dialogs ---------------------------------------------------------------
+
+    def step_symbol(self, step: int) -> None:
+        """Chart the pair ``step`` places after the current one in the watchlist (wrapping)."""
+        symbols = self._watchlist.model.symbols or self._service.symbols
+        if not symbols:
+            return
+        position = symbols.index(self._symbol) if self._symbol in symbols else -step
+        self.select(symbol=symbols[(position + step) % len(symbols)])
+
+    def toggle_full_screen(self) -> None:
+        if self.isFullScreen():
+            self.showNormal()
+        else:
+            self.showFullScreen()
+        self._full_screen_action.setChecked(self.isFullScreen())
+
+    def reset_layout(self) -> None:
+        """Put every panel back where it was on the first start."""
+        for dock in self._docks.values():
+            dock.setFloating(False)
+        self.restoreState(self._default_state, LAYOUT_VERSION)
+        self.show_message("Layout reset")
+
+    @property
+    def theme_name(self) -> str:
+        return theme.current().name
+
+    def toggle_theme(self) -> None:
+        self._apply_theme("light" if theme.current().name == "dark" else "dark")
+
+    def _apply_theme(self, name: str) -> None:
+        chosen = theme.theme_named(name)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):  # always, while a window exists
+            theme.apply_theme(app, chosen)
+        self._chart.set_style(theme.chart_style(chosen))
+        self._watchlist.model.set_colors(chosen.up, chosen.down, chosen.text_muted)
+        self._notifications.set_colors(chosen.text_muted, chosen.up, chosen.warning, chosen.down,
+                                       chosen.text_muted)
+        self._backtest_panel.set_colors(chosen.accent, chosen.text_muted, chosen.up, chosen.down,
+                                        chosen.background, chosen.text)
+        self._theme_action.setChecked(chosen.name == "light")
+        self._style_venue_label()
+        self._update_market_status()
+
+    def _toggle_indicator(self, name: str) -> None:
+        settings = self._chart.indicator_settings
+        self.set_indicators(replace(settings, **{name: not getattr(settings, name)}))
+
+    def set_indicators(self, settings: IndicatorSettings) -> None:
+        """Show the chart indicators ``settings`` switch on (remembered between runs)."""
+        self._chart.set_indicators(settings)
+        for name, action in self._indicator_actions.items():
+            action.setChecked(bool(getattr(settings, name)))
+
+    def show_preferences(self) -> PreferencesDialog:
+        """Open the preferences (non-blocking: a nested event loop would stall asyncio)."""
+        settings_file = self._settings_file or SettingsFile()
+        dialog = PreferencesDialog(self._preferences, settings_file, self)
+        dialog.saved.connect(self._on_preferences_saved)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def show_indicator_settings(self) -> IndicatorDialog:
+        dialog = IndicatorDialog(self._chart.indicator_settings, self)
+        dialog.applied.connect(self.set_indicators)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(self.shortcut_actions(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def show_first_run_wizard(self) -> FirstRunWizard:
+        """The first-run guide; finishing or closing it remembers that it was shown."""
+        wizard = FirstRunWizard(self)
+        wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        wizard.finished.connect(lambda _result: self._remember_first_run())
+        wizard.open()
+        return wizard
+
+    @property
+    def preferences(self) -> Settings:
+        return self._preferences
+
+    def _remember_first_run(self) -> None:
+        if self._preferences.first_run_done:
+            return
+        self._preferences = self._preferences.model_copy(update={"first_run_done": True})
+        if self._settings_file is not None:
+            try:
+                self._settings_file.save(self._preferences)
+            except OSError as error:
+                self.show_error(f"cannot save the settings: {error}")
+
+    def _on_preferences_saved(self, settings: Settings) -> None:
+        previous = self._preferences
+        self._preferences = settings
+        if settings.appearance.theme != previous.appearance.theme:
+            self._apply_theme(settings.appearance.theme)
+        note = (" The simulated market's changes take effect at the next start."
+                if settings.simulated != previous.simulated else "")
+        self.notify(Severity.SUCCESS, "Preferences saved", f"Settings were saved.{note}",
+                    desktop=False)
+        self.preferences_saved.emit(settings)
+
+    # -- notifications ------------------------------------------------------------------------
+
+    def set_tray_icon(self, tray: QSystemTrayIcon | None) -> None:
+        """Where desktop notifications go (None: in-app only, e.g. no system tray)."""
+        self._tray = tray
+
+    def notify(self, severity: Severity, title: str, text: str, *, desktop: bool = True) -> None:
+        """Add a notification to the centre; warnings, errors and fills also go to the desktop
+        when the platform has a system tray."""
+        now = int(datetime.now(tz=UTC).timestamp() * 1000)
+        self._notifications.add(Notification(now, severity, title, text))
+        if desktop and self._tray is not None and severity is not Severity.INFO:
+            icon = (QSystemTrayIcon.MessageIcon.Critical if severity is Severity.ERROR
+                    else QSystemTrayIcon.MessageIcon.Warning if severity is Severity.WARNING
+                    else QSystemTrayIcon.MessageIcon.Information)
+            self._tray.showMessage(title, text, icon, 8000)
+
+    def _on_unread_changed(self, unread: int) -> None:
+        dock = self._docks["notifications"]
+        dock.setWindowTitle(f"Notifications ({unread})" if unread else "Notifications")
+
+    def _on_intent_rejected(self, event: IntentRejected) -> None:
+        intent = event.intent
+        self.notify(Severity.WARNING, f"Order refused: {intent.side.value} {intent.symbol}",
+                    event.reason)
+
+    def _on_order_filled(self, event: OrderFilled) -> None:
+        fill = event.fill
+        self.notify(Severity.SUCCESS, f"Filled: {fill.side.value} {fill.symbol}",
+                    f"{fill.amount} at {fill.price} (fee {fill.fee} {fill.fee_currency})")
+
+    def _on_order_updated(self, event: OrderUpdated) -> None:
+        order = event.order
+        if order.status is OrderStatus.REJECTED:
+            self.notify(Severity.ERROR, f"Order rejected: {order.side.value} {order.symbol}",
+                        order.reject_reason or "the venue rejected the order")
+
+    # -- watchlist ----------------------------------------------------------------------------
+
+    def _fill_watchlist(self) -> None:
+        symbols = self._service.symbols
+        decimals = {i.symbol: _decimals(i.tick_size) for i in self._service.instruments}
+        self._watchlist.model.set_symbols(symbols, decimals)
+        for symbol in symbols:
+            try:
+                history = self._service.history(symbol, Timeframe.M1, bars=WATCHLIST_BARS)
+            except TerminalError as error:
+                self.show_error(str(error))
+                continue
+            self._watchlist.model.set_history(symbol, history)
+        if self._symbol is not None:
+            self._watchlist.select_symbol(self._symbol)
+
+    def _on_watchlist_candle(self, event: CandleUpdated | CandleClosed) -> None:
+        key = event.key
+        if key.venue == self._service.venue.id and key.timeframe is Timeframe.M1:
+            self._watchlist.model.update_candle(key.symbol, event.candle,
+                                                closed=isinstance(event, CandleClosed))
+
+    def _on_watchlist_symbol(self, symbol: str) -> None:
+        if symbol != self._symbol:
+            self.select(symbol=symbol)
+
+    # -- backtests ----------------------------------------------------------------------------
+
+    def _backtest_history(self, symbol: str, timeframe: Timeframe) -> CandleSeries:
+        return self._service.history(symbol, timeframe)
+
+    def run_backtest(self, request: BacktestRequest) -> None:
+        """Start ``request`` in the background; the panel shows progress and then the result."""
+        if self._backtests.busy:
+            self._backtest_panel.set_failed("a backtest is already running")
+            return
+        self._backtest_panel.set_running(f"Starting {request.strategy} on {request.symbol}…")
+        self._backtests.start(request)
+
+    def _on_backtest_finished(self, result: BacktestResult, seconds: float) -> None:
+        self._backtest_panel.show_result(result, seconds)
+        markers = []
+        for trade in result.trades:
+            markers.append(TradeMarker(trade.entry_time, trade.entry_price, Side.BUY, "entry"))
+            if trade.exit_reason != "end_of_test":
+                markers.append(TradeMarker(trade.exit_time, trade.exit_price, Side.SELL,
+                                           trade.exit_reason))
+        self._trade_markers[result.symbol] = markers
+        if result.timeframe in TIMEFRAMES:
+            self.select(symbol=result.symbol, timeframe=result.timeframe)
+        if result.symbol == self._symbol:
+            self._chart.set_trades(markers)
+            if markers:
+                self._chart.scroll_to_time(markers[-1].time)
+        self.notify(Severity.INFO, "Backtest finished", self._backtest_panel.status_text,
+                    desktop=False)
+
+    def _on_backtest_failed(self, message: str) -> None:
+        self._backtest_panel.set_failed(message)
+        self.notify(Severity.ERROR, "Backtest failed", message, desktop=False)
+
     # -- persistence --------------------------------------------------------------------------
 
     def _restore_settings(self) -> None:
         settings = self._settings
+        self.set_indicators(self._chart.indicator_settings)
         if settings is None:
             self.resize(1440, 860)
             self._timeframe_actions[self._timeframe].setChecked(True)
@@ -431,7 +903,13 @@ class MainWindow(QMainWindow):
             self.resize(1440, 860)
         state = settings.value("window/state")
         if isinstance(state, QByteArray) and not state.isEmpty():
-            self.restoreState(state)
+            self.restoreState(state, LAYOUT_VERSION)
+        indicators = settings.value("chart/indicators")
+        if isinstance(indicators, str) and indicators:
+            try:
+                self.set_indicators(IndicatorSettings(**json.loads(indicators)))
+            except (ValueError, TypeError, TerminalError) as error:
+                log.warning("ignoring the saved chart indicators: %s", error)
         symbol = settings.value("chart/symbol")
         if isinstance(symbol, str) and symbol:
             self._symbol = symbol
@@ -444,13 +922,17 @@ class MainWindow(QMainWindow):
         if settings is None:
             return
         settings.setValue("window/geometry", self.saveGeometry())
-        settings.setValue("window/state", self.saveState())
+        settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        settings.setValue("chart/indicators", json.dumps(asdict(self._chart.indicator_settings)))
         if self._symbol is not None:
             settings.setValue("chart/symbol", self._symbol)
         settings.setValue("chart/timeframe", self._timeframe.code)
         settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        # Open dialogs are separate windows: they close with the window they belong to.
+        for dialog in self.findChildren(QDialog):
+            dialog.close()
         self._save_settings()
         for unsubscribe in self._unsubscribers:
             unsubscribe()

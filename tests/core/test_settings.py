@@ -2,9 +2,17 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from terminal.core.risk import RiskLimits
-from terminal.core.settings import Settings, SettingsFile, SimulatedMarketSettings
+from terminal.core.settings import (
+    AppearanceSettings,
+    DataSettings,
+    Settings,
+    SettingsFile,
+    SimulatedMarketSettings,
+    TradingSettings,
+)
 
 
 def test_defaults_when_there_is_no_file(tmp_path: Path) -> None:
@@ -45,3 +53,43 @@ def test_a_bad_file_is_kept_aside_and_defaults_used(tmp_path: Path, content: str
     kept = tmp_path / "settings.broken-1.json"
     assert kept.read_text() == content
     assert str(kept) in settings_file.problem
+
+
+def test_a_version_1_file_loads_with_the_new_sections_at_their_defaults(tmp_path: Path) -> None:
+    settings_file = SettingsFile(tmp_path)
+    settings_file.path.write_text(json.dumps({"version": 1, "simulated": {"speed": 5.0}}))
+    loaded = settings_file.load()
+    assert settings_file.problem is None
+    assert loaded.version == 2
+    assert loaded.simulated.speed == 5.0
+    assert loaded.trading == TradingSettings()
+    assert loaded.appearance.theme == "dark"
+    assert loaded.first_run_done is False
+
+
+def test_trading_data_and_appearance_round_trip(tmp_path: Path) -> None:
+    settings_file = SettingsFile(tmp_path)
+    chosen = Settings(
+        trading=TradingSettings(pairs=("sol/usdt", "BTC/USDT"), timeframe="4h",
+                                strategy="rsi_mean_reversion", automated_trading=True),
+        data=DataSettings(refresh_interval_s=30, retrain_schedule="WEEKLY Mon 04:30"),
+        appearance=AppearanceSettings(theme="light"), first_run_done=True)
+    assert chosen.trading.pairs == ("SOL/USDT", "BTC/USDT")
+    assert chosen.data.retrain_schedule == "weekly mon 04:30"
+    settings_file.save(chosen)
+    assert settings_file.load() == chosen
+
+
+@pytest.mark.parametrize(("section", "values", "message"), [
+    ("trading", {"pairs": ["BTCUSDT"]}, "not a pair like BTC/USDT"),
+    ("trading", {"pairs": ["BTC/USDT", "btc/usdt"]}, "listed twice"),
+    ("trading", {"pairs": [f"C{i:02d}/USDT" for i in range(11)]}, "at most 10"),
+    ("trading", {"timeframe": "2m"}, "unknown timeframe"),
+    ("trading", {"strategy": "moon"}, "unknown strategy"),
+    ("data", {"retrain_schedule": "sometimes"}, "cannot read the schedule"),
+    ("data", {"refresh_interval_s": 1}, "greater than or equal to 5"),
+    ("appearance", {"theme": "neon"}, "'dark' or 'light'"),
+])
+def test_bad_values_are_refused_with_the_reason(section, values, message) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings.model_validate({section: values})

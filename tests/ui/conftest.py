@@ -11,6 +11,7 @@ from terminal.core.bus import EventBus
 from terminal.core.errors import InvalidArgument
 from terminal.core.model import Candle, Instrument, Timeframe, VenueKind
 from terminal.core.series import CandleSeries, SeriesKey
+from terminal.widgets.candle_chart import CandleChart
 from tests.factories import make_series
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
@@ -70,3 +71,14 @@ def bus() -> EventBus:
 @pytest.fixture
 def service() -> FakeService:
     return FakeService()
+
+
+@pytest.fixture
+def chart(qtbot) -> CandleChart:
+    """A shown 1000x600 chart without data."""
+    widget = CandleChart()
+    qtbot.addWidget(widget)
+    widget.resize(1000, 600)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget

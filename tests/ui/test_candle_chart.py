@@ -22,16 +22,6 @@ from tests.factories import START_MS, make_series
 pytestmark = pytest.mark.qt
 
 
-@pytest.fixture
-def chart(qtbot) -> CandleChart:
-    widget = CandleChart()
-    qtbot.addWidget(widget)
-    widget.resize(1000, 600)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
-
-
 def move_mouse(chart: CandleChart, position: QPoint) -> None:
     # Sent directly: QTest skips a move to where it believes the mouse already is.
     viewport = chart._graphics.viewport()

@@ -37,7 +37,10 @@ def window(qtbot, service: FakeService, bus: EventBus) -> MainWindow:
 def test_a_ready_service_is_charted_at_once(window: MainWindow, service: FakeService) -> None:
     assert window.symbol == "BTC/USDT"
     assert window.timeframe is DEFAULT_TIMEFRAME
-    assert service.calls == [("history", "BTC/USDT", DEFAULT_TIMEFRAME),
+    # The watchlist is seeded with each pair's last day of 1-minute candles first.
+    assert service.calls == [("history", "BTC/USDT", Timeframe.M1),
+                             ("history", "ETH/USDT", Timeframe.M1),
+                             ("history", "BTC/USDT", DEFAULT_TIMEFRAME),
                              ("watch", "BTC/USDT", DEFAULT_TIMEFRAME)]
     assert window.chart.bar_count == 300
     assert window.chart.watermark == "BTC/USDT · 5m"
@@ -137,7 +140,7 @@ def test_errors_are_shown_in_the_status_bar(window: MainWindow, bus: EventBus) -
 def test_an_unknown_symbol_or_timeframe_is_refused(window: MainWindow) -> None:
     with pytest.raises(TerminalError, match="DOGE/USDT is not traded"):
         window.select(symbol="DOGE/USDT")
-    with pytest.raises(TerminalError, match="offers the timeframes 1m, 5m, 15m, 1h, 4h, 1d"):
+    with pytest.raises(TerminalError, match="offers the timeframes 1m, 5m, 15m, 30m, 1h, 4h, 1d"):
         window.select(timeframe=Timeframe.M3)
     assert (window.symbol, window.timeframe) == ("BTC/USDT", DEFAULT_TIMEFRAME)
 
