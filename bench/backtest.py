@@ -13,7 +13,6 @@ backtesting.py is optional (``pip install -e ".[bench]"``); without it the row s
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, Row
+from bench.common import ROOT, Row, peak_rss_mb
 from terminal.core.backtest import BacktestResult, fill_missing_bars, run_backtest
 from terminal.core.fills import FeeSchedule, FillModel
 from terminal.core.model import Timeframe
@@ -114,22 +113,7 @@ def peak_rss_child(data: Path) -> None:
     del base
     result = backtest_call(candles)
     assert result.metrics.trades > 0
-    print(json.dumps({"bars": len(candles), "peak_rss_mb": _peak_rss_mb()}))
-
-
-def _peak_rss_mb() -> float:
-    """This process's own peak resident set size.
-
-    Linux keeps ``ru_maxrss`` across exec, so a child started from a big parent reports the
-    parent's peak; ``VmHWM`` belongs to the current address space alone.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"bars": len(candles), "peak_rss_mb": peak_rss_mb()}))
 
 
 def bench_peak_rss(data: Path) -> tuple[int, float]:

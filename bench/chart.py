@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, Row, million_candles
+from bench.common import ROOT, Row, million_candles, peak_rss_mb
 
 MILLION = 1_000_000
 SIZE = (1600, 900)
@@ -111,7 +110,7 @@ def chart_child() -> None:
         "pan_cpu_p90_ms": _percentile(pan_cpu, 90) * 1000,
         "zoomed_cpu_p90_ms": _percentile(zoomed_cpu, 90) * 1000,
         "zoomed_drawn_bars": drawn,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }))
 
 

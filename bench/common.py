@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import statistics
 import tempfile
 import time
@@ -43,3 +44,18 @@ def million_candles(count: int = 1_000_000) -> CandleSeries:
     return CandleSeries(Timeframe.M1, times.astype(np.int64), open_,
                         np.maximum(open_, close) + wick, np.minimum(open_, close) - wick, close,
                         rng.gamma(2.0, 3.0, count))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident set size.
+
+    Linux keeps ``ru_maxrss`` across exec, so a child started from a big parent reports the
+    parent's peak; ``VmHWM`` belongs to the current address space alone.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

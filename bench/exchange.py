@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, Row
+from bench.common import ROOT, Row, peak_rss_mb
 from terminal.core.clock import SystemClock
 from terminal.core.model import MINUTE_MS, Timeframe
 from terminal.core.series import CandleSeries, SeriesKey
@@ -129,7 +128,7 @@ def _run_cli(argv: list[str]) -> None:
     if status != 0:
         raise SystemExit(status)
     report = json.loads(captured.getvalue())
-    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    report["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(report))
 
 
@@ -150,7 +149,7 @@ def _run_unthrottled(url: str, folder: str) -> None:
     seconds = time.perf_counter() - started
     assert stored == YEAR_BARS, stored
     print(json.dumps({"seconds": seconds,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mb": peak_rss_mb()}))
 
 
 if __name__ == "__main__":

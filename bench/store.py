@@ -7,13 +7,12 @@ load, so the figure is that workload's own peak resident set size, interpreter i
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import ROOT, Row, median_seconds, million_candles
+from bench.common import ROOT, Row, median_seconds, million_candles, peak_rss_mb
 from terminal.core.model import DAY_MS, Timeframe
 from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.storage import Store
@@ -74,7 +73,7 @@ def peak_rss_child() -> None:
         del candles
         loaded = store.candles.load(KEY)
         assert len(loaded) == MILLION
-    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 
 
 def bench_peak_rss() -> float:
