@@ -93,7 +93,11 @@ def test_orders_pass_the_risk_limits_from_the_settings(data_dir: Path, moment: M
                                                       capsys: pytest.CaptureFixture[str]
                                                       ) -> None:
     SettingsFile().save(Settings(risk=RiskLimits(max_position_quote=100)))
-    report = paper(data_dir, capsys, "buy", "BTC/USDT", "1")
+    error = failing(data_dir, capsys, "buy", "BTC/USDT", "1")
+    assert "not sent: the risk manager would change the order" in error
+    assert "--allow-resize" in error
+    assert paper(data_dir, capsys, "orders", "--all")["orders"] == []
+    report = paper(data_dir, capsys, "buy", "BTC/USDT", "1", "--allow-resize")
     (note,) = report["risk_notes"]
     assert "maximum position size of 100.00 USDT" in note
     assert Decimal(report["order"]["amount"]) * simulated_price("BTC/USDT", NOW) <= 100

@@ -77,6 +77,9 @@ def register(commands: Any) -> None:
                                help="protective stop loss for what this buy gets")
             order.add_argument("--take-profit", metavar="PRICE",
                                help="protective take profit for what this buy gets")
+        order.add_argument("--allow-resize", action="store_true",
+                           help="send a smaller order when the risk limits or the balance do not"
+                                " allow the whole amount (otherwise nothing is sent)")
         order.add_argument("--json", action="store_true", help="print one JSON object")
         order.set_defaults(run=run_order, side=OrderSide(side))
 
@@ -243,6 +246,14 @@ def run_order(args: argparse.Namespace) -> int:
                              amount=float(amount), price=_float(limit), stop_price=_float(stop),
                              stop_loss=_float(stop_loss), take_profit=_float(take_profit),
                              reduce_only=args.side is OrderSide.SELL, reason="command line")
+        if not args.allow_resize:
+            preview = await session.manager.preview(intent)
+            if preview.decision.approved and preview.decision.amount < intent.amount:
+                # A typed amount is what the trader meant; a silently smaller order is not.
+                raise IntentRefused(
+                    "not sent: the risk manager would change the order: "
+                    f"{'; '.join(preview.decision.adjustments)}."
+                    " Pass --allow-resize to send the smaller order")
         submission = await session.manager.submit(intent)
         return _submission_report(session, submission)
 
