@@ -45,12 +45,7 @@ def register(commands: Any) -> None:
         description="Run a strategy over candles from a CSV file (--csv) or from the store"
                     " (--symbol/--timeframe) and report its figures next to buy-and-hold."
                     f" Strategies: {names}.")
-    parser.add_argument("--csv", metavar="PATH", help="candle file to read (any format"
-                        " `import` reads); nothing is stored")
-    parser.add_argument("--symbol", help="pair such as BTC/USDT (with --csv: default from the"
-                        f" file name, else {DEFAULT_SYMBOL})")
-    parser.add_argument("--timeframe", required=True, help="candle length such as 1h")
-    parser.add_argument("--venue", help=f"stored venue to read (default: {DEFAULT_VENUE})")
+    add_source_arguments(parser)
     parser.add_argument("--strategy", required=True, metavar="NAME", help=f"one of: {names}")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="strategy parameter; repeat for several")
@@ -69,8 +64,18 @@ def register(commands: Any) -> None:
     parser.set_defaults(run=run_backtest_command)
 
 
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the candles: a CSV file, or a stored series."""
+    parser.add_argument("--csv", metavar="PATH", help="candle file to read (any format"
+                        " `import` reads); nothing is stored")
+    parser.add_argument("--symbol", help="pair such as BTC/USDT (with --csv: default from the"
+                        f" file name, else {DEFAULT_SYMBOL})")
+    parser.add_argument("--timeframe", required=True, help="candle length such as 1h")
+    parser.add_argument("--venue", help=f"stored venue to read (default: {DEFAULT_VENUE})")
+
+
 @dataclass(frozen=True)
-class _Data:
+class LoadedCandles:
     """The candles a run uses and what was done to them on the way."""
 
     series: CandleSeries
@@ -90,7 +95,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     params = _parse_params(args.param)
     trades_path = _output_path(args.trades_csv, None)
     plot_path = _output_path(args.plot, ".png")
-    data = _load(args)
+    data = load_candles(args)
     strategy = _strategy(args, params, fee, data.series)
     model = FillModel(FeeSchedule(maker=fee, taker=fee), Slippage(fixed_bps=slippage))
     result = run_backtest(data.series, strategy, symbol=data.symbol, cash=cash,
@@ -101,7 +106,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         render_report(result, plot_path)
     if trades_path is not None:
         _write_trades(trades_path, result)
-    report = {**_data_json(data), **result.to_json(), "fee": fee, "slippage_bps": slippage}
+    report = {**data_json(data), **result.to_json(), "fee": fee, "slippage_bps": slippage}
     if args.json:
         print_json(report)
     else:
@@ -192,7 +197,8 @@ def _read_predictions(path: Path, candles: CandleSeries) -> np.ndarray:
     return aligned
 
 
-def _load(args: argparse.Namespace) -> _Data:
+def load_candles(args: argparse.Namespace) -> LoadedCandles:
+    """The candles :func:`add_source_arguments`' options name, missing bars filled flat."""
     timeframe = Timeframe.parse(args.timeframe)
     if args.csv:
         if args.venue:
@@ -203,13 +209,13 @@ def _load(args: argparse.Namespace) -> _Data:
     return _load_store(args, normalize_symbol(args.symbol), timeframe)
 
 
-def _load_csv(path: Path, symbol_text: str | None, timeframe: Timeframe) -> _Data:
+def _load_csv(path: Path, symbol_text: str | None, timeframe: Timeframe) -> LoadedCandles:
     from terminal.exchange.importers import read_candle_file
 
     symbol = normalize_symbol(symbol_text) if symbol_text else _symbol_from_name(path)
     parsed = read_candle_file(path, symbol=symbol, timeframe=timeframe)
     series, filled = fill_missing_bars(parsed.series)
-    return _Data(series, symbol, {"csv": str(path), "format": parsed.format},
+    return LoadedCandles(series, symbol, {"csv": str(path), "format": parsed.format},
                  len(parsed.duplicates), len(parsed.gaps), filled)
 
 
@@ -222,7 +228,7 @@ def _symbol_from_name(path: Path) -> str:
     return DEFAULT_SYMBOL
 
 
-def _load_store(args: argparse.Namespace, symbol: str, timeframe: Timeframe) -> _Data:
+def _load_store(args: argparse.Namespace, symbol: str, timeframe: Timeframe) -> LoadedCandles:
     from terminal.commands.data_commands import load_any_timeframe
     from terminal.core.paths import resolve_data_dir
     from terminal.core.storage import Store
@@ -236,12 +242,12 @@ def _load_store(args: argparse.Namespace, symbol: str, timeframe: Timeframe) -> 
                               " timeframe to build them from); `data list` shows what is"
                               " stored")
     series, filled = fill_missing_bars(stored)
-    return _Data(series, symbol, {"venue": venue}, 0, len(find_gaps(stored)), filled)
+    return LoadedCandles(series, symbol, {"venue": venue}, 0, len(find_gaps(stored)), filled)
 
 
 # --- outputs --------------------------------------------------------------------------------
 
-def _data_json(data: _Data) -> dict[str, Any]:
+def data_json(data: LoadedCandles) -> dict[str, Any]:
     series = data.series
     return {"data": {**data.source, "candles": len(series) - data.filled_bars,
                      "first_utc": format_ms(int(series.open_time[0])),
@@ -264,7 +270,7 @@ def _write_trades(path: Path, result: BacktestResult) -> None:
         raise InvalidArgument(f"cannot write {path}: {error.strerror}") from error
 
 
-def _print_summary(data: _Data, result: BacktestResult, fee: float) -> None:
+def _print_summary(data: LoadedCandles, result: BacktestResult, fee: float) -> None:
     series = data.series
     origin = data.source.get("csv") or f"the store ({data.source['venue']})"
     print(f"{data.symbol} {series.timeframe}, {format_ms(int(series.open_time[0]))} to"

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from terminal.core.backtest import run_backtest
+from terminal.core.backtest import BacktestResult, run_backtest
 from terminal.core.errors import InvalidArgument
 from terminal.core.fills import FeeSchedule, FillModel
 from terminal.core.series import CandleSeries
@@ -116,6 +116,7 @@ class ModelRun:
     forecast: Forecast
     train_seconds: float
     metrics: tuple[HorizonMetrics, ...]
+    backtests: tuple[BacktestResult, ...]  # the long/flat strategy per horizon
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,11 +200,13 @@ def walk_forward(candles: CandleSeries, models: Mapping[str, Callable[[], Foreca
     runs = []
     span = candles.take(int(test_rows[0]), int(test_rows[-1]) + 1)
     for name, forecast in outputs.items():
+        backtests = tuple(_strategy(span, forecast.expected[:, k], fee)
+                          for k in range(len(horizons)))
         metrics = tuple(
             _horizon_metrics(name, k, horizons[k], forecast, outputs[BASELINE], realised,
-                             train_up_rate, span, fee)
+                             train_up_rate, backtests[k])
             for k in range(len(horizons)))
-        runs.append(ModelRun(name, forecast, seconds[name], metrics))
+        runs.append(ModelRun(name, forecast, seconds[name], metrics, backtests))
     return Evaluation(candles, horizons, test_rows, len(fold_starts), refit_every, fee,
                       realised, tuple(runs))
 
@@ -228,8 +231,8 @@ def _store(into: Forecast, predicted: Forecast, offset: int) -> None:
 
 
 def _horizon_metrics(name: str, k: int, horizon: int, forecast: Forecast, baseline: Forecast,
-                     realised: FloatArray, train_up_rate: FloatArray, span: CandleSeries,
-                     fee: float) -> HorizonMetrics:
+                     realised: FloatArray, train_up_rate: FloatArray,
+                     backtest: BacktestResult) -> HorizonMetrics:
     known = np.isfinite(realised[:, k])
     truth = realised[known, k]
     predicted = forecast.expected[known, k]
@@ -249,9 +252,8 @@ def _horizon_metrics(name: str, k: int, horizon: int, forecast: Forecast, baseli
     brier = float(np.mean((prob - up) ** 2))
     brier_reference = float(np.mean((reference - up) ** 2))
     inside = (forecast.quantile_10[known, k] <= truth) & (truth <= forecast.quantile_90[known, k])
-    close = span.close[known]
+    close = backtest.close[known]
     later = close * np.exp(truth)
-    strategy = _strategy(span, forecast.expected[:, k], fee)
     is_baseline = name == BASELINE
     leak = not is_baseline and mse_skill > LEAK_SKILL
     skill = (not is_baseline and not leak and mse_skill > 0 and dm_pvalue is not None
@@ -268,9 +270,10 @@ def _horizon_metrics(name: str, k: int, horizon: int, forecast: Forecast, baseli
         calibration=calibration_table(prob, up),
         r2_price=_r_squared(later, close * np.exp(predicted)),
         r2_price_persistence=_r_squared(later, close),
-        strategy_return=strategy[0], strategy_exposure=strategy[1],
-        strategy_trades=int(strategy[2]), strategy_fees=strategy[3],
-        buy_and_hold_return=strategy[4],
+        strategy_return=backtest.metrics.total_return,
+        strategy_exposure=backtest.metrics.exposure, strategy_trades=backtest.metrics.trades,
+        strategy_fees=backtest.metrics.fees_paid,
+        buy_and_hold_return=backtest.buy_and_hold.total_return,
         verdict=skill_verdict(mse_skill, dm_pvalue, baseline=is_baseline),
         has_skill=skill, suspected_leak=leak)
 
@@ -346,14 +349,13 @@ def _r_squared(actual: FloatArray, predicted: FloatArray) -> float:
     return 1.0 - float(np.sum((actual - predicted) ** 2)) / total if total > 0 else 0.0
 
 
-def _strategy(span: CandleSeries, expected: FloatArray,
-              fee: float) -> tuple[float, float, int, float, float]:
-    """(return, exposure, trades, fees, buy-and-hold return) of trading the forecast."""
-    strategy = ModelSignal(np.nan_to_num(expected, nan=0.0), {"fee": fee})
+def _strategy(span: CandleSeries, expected: FloatArray, fee: float) -> BacktestResult:
+    """Long/flat on the forecast over the test span, paying ``fee`` per side."""
+    strategy = ModelSignal(expected, {"fee": fee})
     model = FillModel(FeeSchedule(maker=fee, taker=fee))
-    result = run_backtest(span, strategy, fill_model=model, lookahead_cuts=0)
-    return (result.metrics.total_return, result.metrics.exposure, result.metrics.trades,
-            result.metrics.fees_paid, result.buy_and_hold.total_return)
+    # The predictions were made bar by bar out of sample; re-cutting the history cannot
+    # change them, so the backtester's truncation check has nothing to find.
+    return run_backtest(span, strategy, fill_model=model, lookahead_cuts=0)
 
 
 def _finite(value: Any) -> Any:

@@ -1,0 +1,56 @@
+"""Every model the terminal can train, by the name the CLI and the registry use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from terminal.core.errors import InvalidArgument
+from terminal.ml.forecasters import BASELINES, Forecaster
+
+#: The torch architectures (see :mod:`terminal.ml.models`); imported only when one is asked for.
+NEURAL = ("lstm", "gru", "bilstm", "cnn_lstm", "transformer")
+MODEL_NAMES = (*BASELINES, *NEURAL)
+DEFAULT_EVALUATION_MODELS = ("persistence", "drift", "always_up", "ridge")
+
+
+def parse_model_names(text: str) -> tuple[str, ...]:
+    """``"persistence,ridge"`` as names, refusing unknown or repeated ones."""
+    names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    if not names:
+        raise InvalidArgument("give at least one model name")
+    for name in names:
+        if name not in MODEL_NAMES:
+            raise InvalidArgument(f"unknown model {name!r}; choose from: {', '.join(MODEL_NAMES)}")
+    if len(set(names)) != len(names):
+        raise InvalidArgument("each model may be named only once")
+    return names
+
+
+def model_factory(name: str, *, epochs: int | None = None,
+                  seed: int = 0) -> Callable[[], Forecaster]:
+    """A function that builds a fresh, untrained ``name`` model (for every refit)."""
+    if name in BASELINES:
+        return BASELINES[name]
+    if name not in NEURAL:
+        raise InvalidArgument(f"unknown model {name!r}; choose from: {', '.join(MODEL_NAMES)}")
+    from terminal.ml.models import NeuralForecaster, TrainingSettings
+
+    settings = TrainingSettings(seed=seed) if epochs is None else TrainingSettings(
+        epochs=epochs, seed=seed)
+
+    def build() -> Forecaster:
+        return NeuralForecaster(name, settings)
+
+    return build
+
+
+def parse_horizons(text: str) -> tuple[int, ...]:
+    """``"1,4,12"`` as bar counts."""
+    from terminal.ml.features import check_horizons
+
+    try:
+        values: Sequence[int] = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidArgument(f"horizons are whole numbers of bars separated by commas,"
+                              f" got {text!r}") from None
+    return check_horizons(values)
