@@ -55,13 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     from terminal.commands import (
         backtest_command,
         data_commands,
+        evaluate_command,
         import_command,
         screenshot_command,
         selfcheck_command,
     )
 
     for command in (import_command, data_commands, backtest_command, screenshot_command,
-                    selfcheck_command):
+                    selfcheck_command, evaluate_command):
         command.register(commands)
     return parser
 

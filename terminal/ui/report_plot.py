@@ -55,7 +55,7 @@ def render_report(result: BacktestResult, path: Path,
         _time_axis(painter, price_box, result)
     finally:
         painter.end()
-    if not image.save(str(path), b"PNG"):
+    if not image.save(str(path), "PNG"):
         raise InvalidArgument(f"cannot write the plot to {path}")
     return path
 

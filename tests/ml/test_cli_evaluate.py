@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from terminal.cli import main
+from terminal.core.model import Timeframe
+from tests.factories import cdd_lines, make_series, write_lines
+
+
+@pytest.fixture(scope="module")
+def candle_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("candles")
+    return write_lines(folder / "Binance_BTCUSDT_1h.csv",
+                       cdd_lines(make_series(1_500, Timeframe.H1, seed=4)))
+
+
+def test_json_has_every_figure_per_model_and_horizon(
+        candle_file: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--data-dir", str(data_dir), "evaluate", "--csv", str(candle_file),
+                 "--timeframe", "1h", "--models", "drift,ridge", "--horizons", "1,4",
+                 "--refit-every", "200", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["symbol"] == "BTC/USDT" and report["horizons"] == [1, 4]
+    assert set(report["models"]) == {"persistence", "drift", "ridge"}
+    for horizon in ("1", "4"):
+        figures = report["models"]["ridge"]["horizons"][horizon]
+        for key in ("mase", "mse_skill", "dm_pvalue", "dir_acc", "dir_acc_ci", "brier_skill"):
+            assert key in figures
+        assert len(figures["dir_acc_ci"]) == 2
+
+
+def test_report_writes_markdown_and_plots(candle_file: Path, data_dir: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    code = main(["--data-dir", str(data_dir), "evaluate", "--csv", str(candle_file),
+                 "--timeframe", "1h", "--models", "ridge", "--horizons", "4",
+                 "--refit-every", "300", "--report", str(out)])
+    assert code == 0
+    assert "ridge" in capsys.readouterr().out
+    text = (out / "report.md").read_text()
+    assert "| ridge | 4 |" in text and "ridge_h4.png" in text
+    assert (out / "ridge_h4.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--models", "ridge,oracle"], "unknown model 'oracle'"),
+    (["--horizons", "1,x"], "horizons are whole numbers"),
+    (["--test-fraction", "1.2"], "--test-fraction"),
+    (["--refit-every", "0"], "--refit-every"),
+])
+def test_bad_options_exit_1_with_a_message(candle_file: Path, data_dir: Path,
+                                           capsys: pytest.CaptureFixture[str],
+                                           argv: list[str], message: str) -> None:
+    code = main(["--data-dir", str(data_dir), "evaluate", "--csv", str(candle_file),
+                 "--timeframe", "1h", *argv])
+    assert code == 1
+    assert message in capsys.readouterr().err
+
+
+def test_a_store_without_the_series_says_so(data_dir: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--data-dir", str(data_dir), "evaluate", "--symbol", "BTC/USDT",
+                 "--timeframe", "1h"])
+    assert code == 1
+    assert "no BTC/USDT 1h candles stored" in capsys.readouterr().err
