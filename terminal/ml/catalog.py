@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from terminal.core.errors import InvalidArgument
 from terminal.ml.forecasters import BASELINES, Forecaster
+
+if TYPE_CHECKING:
+    from terminal.ml.models import EpochCallback
 
 #: The torch architectures (see :mod:`terminal.ml.models`); imported only when one is asked for.
 NEURAL = ("lstm", "gru", "bilstm", "cnn_lstm", "transformer")
@@ -26,9 +30,10 @@ def parse_model_names(text: str) -> tuple[str, ...]:
     return names
 
 
-def model_factory(name: str, *, epochs: int | None = None,
-                  seed: int = 0) -> Callable[[], Forecaster]:
-    """A function that builds a fresh, untrained ``name`` model (for every refit)."""
+def model_factory(name: str, *, epochs: int | None = None, seed: int = 0,
+                  on_epoch: EpochCallback | None = None) -> Callable[[], Forecaster]:
+    """A function that builds a fresh, untrained ``name`` model (for every refit);
+    ``on_epoch`` hears every epoch of a neural model and may cancel it."""
     if name in BASELINES:
         return BASELINES[name]
     if name not in NEURAL:
@@ -39,7 +44,7 @@ def model_factory(name: str, *, epochs: int | None = None,
         epochs=epochs, seed=seed)
 
     def build() -> Forecaster:
-        return NeuralForecaster(name, settings)
+        return NeuralForecaster(name, settings, on_epoch=on_epoch)
 
     return build
 

@@ -140,6 +140,33 @@ class Forecaster(ABC):
         """The settings that define this model (stored with it in the registry)."""
         return {}
 
+    def get_state(self) -> dict[str, Any]:
+        """What a trained model has learnt, as numbers, arrays and nested dicts of them."""
+        if self.calibration is None:
+            raise InvalidArgument(f"{self.name} has not been trained")
+        calibration = self.calibration
+        return {"horizons": list(self.horizons), "offsets": calibration.offsets,
+                "platt": np.array([[p.slope, p.intercept] for p in calibration.platt]),
+                "up_rate": calibration.up_rate, "core": self._core_state()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned (of a model of the same kind)."""
+        self.horizons = tuple(int(h) for h in state["horizons"])
+        platt = np.asarray(state["platt"], dtype=np.float64)
+        self.calibration = Calibration(
+            np.asarray(state["offsets"], dtype=np.float64),
+            tuple(PlattCalibration(float(a), float(b)) for a, b in platt),
+            np.asarray(state["up_rate"], dtype=np.float64))
+        self._load_core_state(state["core"])
+
+    @abstractmethod
+    def _core_state(self) -> dict[str, Any]:
+        """The point model's learnt values (see :meth:`get_state`)."""
+
+    @abstractmethod
+    def _load_core_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`_core_state`."""
+
     @abstractmethod
     def _fit_core(self, data: Dataset, rows: IntArray, holdout: IntArray | None) -> None:
         """Fit the point forecast on ``rows``; ``holdout`` (when given) is later and may be
@@ -174,6 +201,12 @@ class Persistence(Forecaster):
         zeros = np.zeros((len(rows), len(data.horizons)))
         return zeros, zeros + _logit(self._rate), None
 
+    def _core_state(self) -> dict[str, Any]:
+        return {"rate": self._rate}
+
+    def _load_core_state(self, state: dict[str, Any]) -> None:
+        self._rate = np.asarray(state["rate"], dtype=np.float64)
+
 
 class Drift(Forecaster):
     """The training window's mean return per horizon (a random walk with drift)."""
@@ -190,6 +223,13 @@ class Drift(Forecaster):
         mean = np.tile(self._mean, (len(rows), 1))
         return mean, np.zeros_like(mean) + _logit(self._rate), None
 
+    def _core_state(self) -> dict[str, Any]:
+        return {"mean": self._mean, "rate": self._rate}
+
+    def _load_core_state(self, state: dict[str, Any]) -> None:
+        self._mean = np.asarray(state["mean"], dtype=np.float64)
+        self._rate = np.asarray(state["rate"], dtype=np.float64)
+
 
 class AlwaysUp(Forecaster):
     """The direction baseline: always says up, with certainty. Return forecast zero."""
@@ -204,6 +244,12 @@ class AlwaysUp(Forecaster):
                       rows: IntArray) -> tuple[FloatArray, FloatArray, FloatArray | None]:
         zeros = np.zeros((len(rows), len(data.horizons)))
         return zeros, zeros, None
+
+    def _core_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_core_state(self, state: dict[str, Any]) -> None:
+        return None
 
     def predict(self, data: Dataset, rows: IntArray) -> Forecast:
         forecast = super().predict(data, rows)
@@ -259,6 +305,20 @@ class Ridge(Forecaster):
         mean = self._design(data, rows) @ self.coefficients
         unit = self.unit if self.unit is not None else np.ones(mean.shape[1])
         return mean, mean / unit, None
+
+    def _core_state(self) -> dict[str, Any]:
+        if self.scaler is None or self.coefficients is None or self.unit is None:
+            raise InvalidArgument("ridge has not been trained")
+        return {"mean": self.scaler.mean, "scale": self.scaler.scale,
+                "coefficients": self.coefficients, "unit": self.unit,
+                "penalty": self.penalty if self.penalty is not None else np.zeros(0)}
+
+    def _load_core_state(self, state: dict[str, Any]) -> None:
+        self.scaler = Scaler(np.asarray(state["mean"]), np.asarray(state["scale"]))
+        self.coefficients = np.asarray(state["coefficients"], dtype=np.float64)
+        self.unit = np.asarray(state["unit"], dtype=np.float64)
+        penalty = np.asarray(state["penalty"], dtype=np.float64)
+        self.penalty = penalty if len(penalty) else None
 
     def _design(self, data: Dataset, rows: IntArray) -> FloatArray:
         assert self.scaler is not None

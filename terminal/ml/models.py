@@ -237,6 +237,21 @@ class NeuralForecaster(Forecaster):
         quantiles = (raw[:, 1:4, :] * scale[None, None, :]).transpose(0, 2, 1)
         return raw[:, 0, :] * scale, raw[:, 4, :], np.ascontiguousarray(quantiles)
 
+    def _core_state(self) -> dict[str, Any]:
+        if self.network is None or self.scaler is None or self.target_scale is None:
+            raise InvalidArgument(f"{self.architecture} has not been trained")
+        return {"mean": self.scaler.mean, "scale": self.scaler.scale,
+                "target_scale": self.target_scale,
+                "network": {k: v.detach().cpu() for k, v in self.network.state_dict().items()}}
+
+    def _load_core_state(self, state: dict[str, Any]) -> None:
+        self.scaler = Scaler(np.asarray(state["mean"]), np.asarray(state["scale"]))
+        self.target_scale = np.asarray(state["target_scale"], dtype=np.float64)
+        network = build_network(self.architecture, len(self.scaler.mean),
+                                len(self.target_scale), self.settings)
+        network.load_state_dict(state["network"])
+        self.network = network.to(self.device)
+
     def _refit_after_calibration(self) -> bool:
         # The holdout chose the epoch; a refit without it could not stop early.
         return False

@@ -10,11 +10,13 @@ from sqlalchemy import Connection
 
 from terminal.core.storage.candles import CandleRepository, SeriesSummary, UpsertResult
 from terminal.core.storage.database import DATABASE_FILENAME, SCHEMA_VERSION, Database
+from terminal.core.storage.forecasts import ForecastRepository
 
 __all__ = [
     "DATABASE_FILENAME",
     "SCHEMA_VERSION",
     "CandleRepository",
+    "ForecastRepository",
     "SeriesSummary",
     "Store",
     "Transaction",
@@ -30,6 +32,7 @@ class Transaction:
             return nullcontext(conn)
 
         self.candles = CandleRepository(scope, scope)
+        self.forecasts = ForecastRepository(scope, scope)
 
 
 class Store:
@@ -40,6 +43,7 @@ class Store:
     def __init__(self, database: Database) -> None:
         self._database = database
         self.candles = CandleRepository(database.read, database.write)
+        self.forecasts = ForecastRepository(database.read, database.write)
 
     @classmethod
     def open(cls, data_dir: Path) -> Store:
