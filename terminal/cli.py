@@ -57,12 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         data_commands,
         evaluate_command,
         import_command,
+        model_commands,
         screenshot_command,
         selfcheck_command,
     )
 
     for command in (import_command, data_commands, backtest_command, screenshot_command,
-                    selfcheck_command, evaluate_command):
+                    selfcheck_command, evaluate_command, model_commands):
         command.register(commands)
     return parser
 

@@ -38,7 +38,10 @@ def register(commands: Any) -> None:
                     " MASE, MSE skill with a Diebold-Mariano p-value, directional accuracy"
                     " with its interval, Brier skill, and a long/flat strategy net of fees.")
     add_source_arguments(parser)
-    add_model_arguments(parser, DEFAULT_MODELS)
+    parser.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated models"
+                        f" (default: {DEFAULT_MODELS}); persistence, drift, always_up, ridge,"
+                        " lstm, gru, bilstm, cnn_lstm, transformer")
+    add_training_arguments(parser)
     parser.add_argument("--test-fraction", default="0.3", help="share of the history tested"
                         " out of sample (default 0.3)")
     parser.add_argument("--refit-every", default="720", metavar="K",
@@ -51,11 +54,8 @@ def register(commands: Any) -> None:
     parser.set_defaults(run=run_evaluate_command)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, models: str) -> None:
-    """Options shared by ``evaluate`` and ``train``: models, horizons, epochs, threads."""
-    parser.add_argument("--models", default=models, help=f"comma-separated models (default:"
-                        f" {models}); persistence, drift, always_up, ridge, lstm, gru, bilstm,"
-                        " cnn_lstm, transformer")
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``evaluate`` and ``train``: horizons, epochs, threads."""
     parser.add_argument("--horizons", default=DEFAULT_HORIZONS, help="forecast horizons in"
                         f" bars (default {DEFAULT_HORIZONS})")
     parser.add_argument("--epochs", default=None, help="training epochs of neural models"
@@ -64,9 +64,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, models: str) -> None:
 
 
 def model_options(args: argparse.Namespace) -> tuple[int | None, int]:
-    """(epochs or None for the default, threads) from :func:`add_model_arguments`' options."""
-    epochs = None if args.epochs is None else _whole(args.epochs, "--epochs", 1, 10_000)
-    return epochs, _whole(args.threads, "--threads", 1, 256)
+    """(epochs or None for the default, threads) from :func:`add_training_arguments`'
+    options."""
+    epochs = (None if args.epochs is None
+              else parse_whole(args.epochs, "--epochs", 1, 10_000))
+    return epochs, parse_whole(args.threads, "--threads", 1, 256)
 
 
 def run_evaluate_command(args: argparse.Namespace) -> int:
@@ -76,12 +78,12 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     names = parse_model_names(args.models)
     horizons = parse_horizons(args.horizons)
     epochs, threads = model_options(args)
-    test_fraction = _fraction(args.test_fraction, "--test-fraction")
-    refit_every = _whole(args.refit_every, "--refit-every", 1, 10_000_000)
-    fee = _fraction(args.fee, "--fee", upper=0.1, zero=True)
+    test_fraction = parse_fraction(args.test_fraction, "--test-fraction")
+    refit_every = parse_whole(args.refit_every, "--refit-every", 1, 10_000_000)
+    fee = parse_fraction(args.fee, "--fee", upper=0.1, zero=True)
     report_dir = _report_dir(args.report)
     data = load_candles(args)
-    _limit_threads(threads)
+    limit_threads(threads)
     factories = {name: model_factory(name, epochs=epochs) for name in names
                  if name != "persistence"}
     evaluation = walk_forward(data.series, factories, horizons=horizons,
@@ -98,7 +100,8 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _limit_threads(threads: int) -> None:
+def limit_threads(threads: int) -> None:
+    """Let torch use at most ``threads`` CPU threads."""
     import torch
 
     torch.set_num_threads(threads)
@@ -129,7 +132,8 @@ def _print_table(data: LoadedCandles, evaluation: Evaluation) -> None:
           " (a high R² on prices says nothing about skill; compare models to this)")
 
 
-def _whole(text: str, option: str, low: int, high: int) -> int:
+def parse_whole(text: str, option: str, low: int, high: int) -> int:
+    """``text`` as a whole number in ``[low, high]``, or an error naming ``option``."""
     try:
         value = int(text)
     except ValueError:
@@ -139,7 +143,8 @@ def _whole(text: str, option: str, low: int, high: int) -> int:
     return value
 
 
-def _fraction(text: str, option: str, *, upper: float = 1.0, zero: bool = False) -> float:
+def parse_fraction(text: str, option: str, *, upper: float = 1.0, zero: bool = False) -> float:
+    """``text`` as a number above 0 (or from 0 with ``zero``) and below ``upper``."""
     try:
         value = float(text)
     except ValueError:

@@ -1,0 +1,251 @@
+"""``train`` and ``models``: train and register forecasting models, list, activate, compare,
+roll back, and allow a model without proven skill to trade.
+
+``train`` evaluates the architecture walk-forward on the history (every figure out of sample),
+then fits it on the whole history and registers it with those figures and its verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from terminal.cli import EXIT_OK, print_json
+from terminal.commands.backtest_command import (
+    DEFAULT_VENUE,
+    add_source_arguments,
+    data_json,
+    load_candles,
+)
+from terminal.commands.evaluate_command import (
+    add_training_arguments,
+    limit_threads,
+    model_options,
+    parse_fraction,
+    parse_whole,
+)
+from terminal.core.errors import InvalidArgument
+from terminal.core.forecasts import ModelRecord
+from terminal.core.model import Timeframe, normalize_symbol
+from terminal.core.series import SeriesKey
+from terminal.core.timefmt import format_ms
+
+
+def register(commands: Any) -> None:
+    """Add ``train`` and ``models`` to the CLI's subparsers."""
+    train = commands.add_parser(
+        "train", help="train, evaluate and register a forecasting model",
+        description="Evaluate a model walk-forward on the history, fit it on all of it and"
+                    " register it with its out-of-sample figures and skill verdict.")
+    add_source_arguments(train)
+    train.add_argument("--model", required=True, help="ridge, drift, lstm, gru, bilstm,"
+                       " cnn_lstm or transformer")
+    add_training_arguments(train)
+    train.add_argument("--refit-every", default="2880", metavar="K", help="refit every K bars"
+                       " in the evaluation (default 2880)")
+    train.add_argument("--test-fraction", default="0.3", help="share of the history the"
+                       " evaluation tests on (default 0.3)")
+    train.add_argument("--for-venue", metavar="VENUE", help="venue the model forecasts for"
+                       f" (default: the stored venue read, else {DEFAULT_VENUE})")
+    train.add_argument("--activate", action="store_true", help="make it the active model of"
+                       " its series")
+    train.add_argument("--json", action="store_true", help="print one JSON object")
+    train.set_defaults(run=run_train)
+
+    models = commands.add_parser("models", help="list, activate, compare or roll back models")
+    actions = models.add_subparsers(title="actions", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="registered models, newest first")
+    _series_arguments(listing, required=False)
+    listing.add_argument("--json", action="store_true", help="print one JSON object")
+    listing.set_defaults(run=run_list)
+    activate = actions.add_parser("activate", help="make a model its series' active model")
+    activate.add_argument("id", help="model id (see `models list`)")
+    activate.add_argument("--json", action="store_true", help="print one JSON object")
+    activate.set_defaults(run=run_activate)
+    rollback = actions.add_parser("rollback", help="reactivate the previously active model")
+    _series_arguments(rollback, required=True)
+    rollback.add_argument("--json", action="store_true", help="print one JSON object")
+    rollback.set_defaults(run=run_rollback)
+    override = actions.add_parser("override", help="allow (on) or forbid (off) automated"
+                                  " trading on a model without proven skill")
+    override.add_argument("id", help="model id")
+    override.add_argument("state", choices=("on", "off"))
+    override.add_argument("--json", action="store_true", help="print one JSON object")
+    override.set_defaults(run=run_override)
+    compare = actions.add_parser("compare", help="the figures of several models side by side")
+    compare.add_argument("ids", nargs="+", help="model ids")
+    compare.add_argument("--json", action="store_true", help="print one JSON object")
+    compare.set_defaults(run=run_compare)
+
+
+def _series_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument("--symbol", required=required, help="pair such as BTC/USDT")
+    parser.add_argument("--timeframe", required=required, help="candle length such as 1h")
+    parser.add_argument("--venue", help=f"venue (default: {DEFAULT_VENUE})")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from terminal.core.paths import resolve_data_dir
+    from terminal.core.storage import Store
+    from terminal.ml.catalog import parse_horizons, parse_model_names
+    from terminal.ml.registry import ModelRegistry
+    from terminal.ml.training import train_and_register
+
+    (architecture,) = parse_model_names(args.model)
+    horizons = parse_horizons(args.horizons)
+    epochs, threads = model_options(args)
+    refit_every = parse_whole(args.refit_every, "--refit-every", 1, 10_000_000)
+    test_fraction = parse_fraction(args.test_fraction, "--test-fraction")
+    data = load_candles(args)
+    venue = (args.for_venue or data.source.get("venue") or DEFAULT_VENUE).strip().lower()
+    key = SeriesKey(venue, data.symbol, data.series.timeframe)
+    limit_threads(threads)
+    data_dir = resolve_data_dir(args.data_dir)
+
+    def report_epoch(progress: Any) -> bool:
+        if not args.json:
+            print(f"  epoch {progress.epoch}/{progress.epochs}: loss {progress.train_loss:.4f},"
+                  f" validation {progress.validation_loss:.4f}, ETA"
+                  f" {progress.eta_seconds:.0f} s", file=sys.stderr)
+        return True
+
+    def report_stage(stage: str) -> None:
+        if not args.json:
+            print(stage, file=sys.stderr)
+
+    with Store.open(data_dir) as store:
+        outcome = train_and_register(
+            ModelRegistry(store, data_dir), key, data.series, architecture, horizons,
+            epochs=epochs, test_fraction=test_fraction, refit_every=refit_every,
+            activate=args.activate, on_epoch=report_epoch, on_stage=report_stage)
+    record = outcome.record
+    if args.json:
+        print_json({**data_json(data), "model": _record_json(record)})
+    else:
+        print(f"registered model {record.id}: {record.architecture} for {record.key},"
+              f" trained {format_ms(record.train_start)} to {format_ms(record.train_end)}"
+              f"{' (active)' if record.active else ''}")
+        _print_metrics(record)
+    return EXIT_OK
+
+
+def run_list(args: argparse.Namespace) -> int:
+    key = _optional_key(args)
+    with _store(args) as store:
+        records = store.forecasts.models(key)
+    if args.json:
+        print_json({"models": [_record_json(r) for r in records]})
+        return EXIT_OK
+    if not records:
+        print("no models registered; `train` makes one")
+        return EXIT_OK
+    print(f"{'id':>4}  {'active':<6} {'model':<12}{'series':<28}{'trained to':<22}verdict")
+    for record in records:
+        flag = "yes" if record.active else ""
+        trading = " (trading override)" if record.trading_override else ""
+        print(f"{record.id:>4}  {flag:<6} {record.architecture:<12}{record.key!s:<28}"
+              f"{format_ms(record.train_end):<22}{record.verdict}{trading}")
+    return EXIT_OK
+
+
+def run_activate(args: argparse.Namespace) -> int:
+    from terminal.core.paths import resolve_data_dir
+    from terminal.ml.registry import ModelRegistry
+
+    model_id = _model_id(args.id)
+    with _store(args) as store:
+        record = store.forecasts.get(model_id)
+        # A model that does not load must never become the one the terminal trades on.
+        ModelRegistry(store, resolve_data_dir(args.data_dir)).load(record)
+        record = store.forecasts.activate(model_id, int(time.time() * 1000))
+    return _report(args, record, "active")
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    key = _optional_key(args)
+    assert key is not None
+    with _store(args) as store:
+        record = store.forecasts.rollback(key)
+    return _report(args, record, "active again")
+
+
+def run_override(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        record = store.forecasts.set_trading_override(_model_id(args.id), args.state == "on")
+    state = ("allowed to trade despite its verdict" if record.trading_override
+             else "used for automated trading only with proven skill")
+    return _report(args, record, state)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    ids = [_model_id(text) for text in args.ids]
+    with _store(args) as store:
+        records = [store.forecasts.get(model_id) for model_id in ids]
+    if args.json:
+        print_json({"models": [_record_json(r) for r in records]})
+        return EXIT_OK
+    for record in records:
+        print(f"model {record.id}: {record.architecture} for {record.key}"
+              f"{' (active)' if record.active else ''}")
+        _print_metrics(record)
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace, record: ModelRecord, state: str) -> int:
+    if args.json:
+        print_json({"model": _record_json(record)})
+    else:
+        print(f"model {record.id} ({record.architecture}, {record.key}) is {state}:"
+              f" {record.verdict}")
+    return EXIT_OK
+
+
+def _print_metrics(record: ModelRecord) -> None:
+    for horizon, figures in record.metrics.items():
+        ci = figures.get("dir_acc_ci") or [0, 0]
+        p = figures.get("dm_pvalue")
+        print(f"  {horizon:>3} bars: MASE {figures['mase']:.4f}, MSE skill"
+              f" {figures['mse_skill'] * 100:+.2f} %, DM p {'-' if p is None else f'{p:.3f}'},"
+              f" direction {figures['dir_acc'] * 100:.1f} % ({ci[0] * 100:.1f}-"
+              f"{ci[1] * 100:.1f}), Brier skill {figures['brier_skill'] * 100:+.2f} %:"
+              f" {figures['verdict']}")
+
+
+def _record_json(record: ModelRecord) -> dict[str, Any]:
+    return {"id": record.id, "venue": record.key.venue, "symbol": record.key.symbol,
+            "timeframe": record.key.timeframe.code, "architecture": record.architecture,
+            "hyperparameters": record.hyperparameters, "feature_set": record.feature_set,
+            "horizons": list(record.horizons),
+            "train_start_utc": format_ms(record.train_start),
+            "train_end_utc": format_ms(record.train_end),
+            "data_fingerprint": record.data_fingerprint, "metrics": record.metrics,
+            "verdict": record.verdict, "has_skill": record.has_skill,
+            "trading_override": record.trading_override,
+            "usable_for_trading": record.usable_for_trading, "active": record.active,
+            "created_utc": format_ms(record.created_at), "weights_file": record.weights_file}
+
+
+def _optional_key(args: argparse.Namespace) -> SeriesKey | None:
+    if not args.symbol and not args.timeframe:
+        return None
+    if not (args.symbol and args.timeframe):
+        raise InvalidArgument("give both --symbol and --timeframe")
+    venue = (args.venue or DEFAULT_VENUE).strip().lower()
+    return SeriesKey(venue, normalize_symbol(args.symbol), Timeframe.parse(args.timeframe))
+
+
+def _model_id(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidArgument(f"a model id is a number (see `models list`), got {text!r}"
+                              ) from None
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from terminal.core.paths import resolve_data_dir
+    from terminal.core.storage import Store
+
+    return Store.open(resolve_data_dir(args.data_dir))
