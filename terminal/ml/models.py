@@ -258,9 +258,9 @@ class NeuralForecaster(Forecaster):
 
     def _inputs(self, data: Dataset, rows: IntArray) -> Tensor:
         assert self.scaler is not None
-        scaled = self.scaler.transform(data.features)
-        batch = windows(np.nan_to_num(scaled), rows, self.window)
-        return torch.from_numpy(batch.astype(np.float32)).to(self.device)
+        # Scale the windows, not the whole history: a forecast reads one window.
+        batch = self.scaler.transform(windows(data.features, rows, self.window))
+        return torch.from_numpy(np.nan_to_num(batch).astype(np.float32)).to(self.device)
 
     def _targets(self, data: Dataset, rows: IntArray) -> Tensor:
         assert self.target_scale is not None
