@@ -33,8 +33,12 @@ def test_json_has_every_figure_per_model_and_horizon(
         assert len(figures["dir_acc_ci"]) == 2
 
 
-def test_report_writes_markdown_and_plots(candle_file: Path, data_dir: Path, tmp_path: Path,
+@pytest.mark.qt
+def test_report_writes_markdown_and_plots(qapp: object, candle_file: Path, data_dir: Path,
+                                          tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # The plots need a Qt application; the session's QApplication serves (a bare
+    # QGuiApplication made here would outlive the test and break widget tests).
     out = tmp_path / "report"
     code = main(["--data-dir", str(data_dir), "evaluate", "--csv", str(candle_file),
                  "--timeframe", "1h", "--models", "ridge", "--horizons", "4",
