@@ -20,27 +20,11 @@ from typing import Any
 
 from terminal.core.bus import EventBus
 from terminal.core.errors import InvalidArgument
-from terminal.core.events import (
-    ErrorRaised,
-    PredictionMade,
-    TrainingFinished,
-    TrainingProgress,
-    WorkerStateChanged,
-)
+from terminal.core.events import TrainingFinished, WorkerStateChanged
 from terminal.core.series import CandleSeries, SeriesKey
 from terminal.ml.catalog import NEURAL
 from terminal.ml.forecasters import BASELINES
-from terminal.ml.worker import (
-    ErrorMessage,
-    FinishedMessage,
-    PredictionsMessage,
-    PredictRequest,
-    ProgressMessage,
-    StateMessage,
-    StopRequest,
-    TrainRequest,
-    worker_main,
-)
+from terminal.ml.worker import PredictRequest, StopRequest, TrainRequest, worker_main
 
 POLL_SECONDS = 0.05
 STOP_TIMEOUT_SECONDS = 10.0
@@ -183,30 +167,16 @@ class WorkerClient:
             self._bus.publish(TrainingFinished(job_id, key, architecture, None, error=reason))
         self._jobs.clear()
 
-    def _handle(self, message: object) -> None:
-        if isinstance(message, StateMessage):
-            if message.state == "idle":
+    def _handle(self, event: object) -> None:
+        """Publish what the worker reported, keeping track of the training jobs."""
+        if isinstance(event, WorkerStateChanged):
+            if event.state == "idle":
                 self._restarts = 0
-            self._set_state(message.state, message.detail)
-        elif isinstance(message, ProgressMessage):
-            key, architecture = self._jobs.get(message.job_id, (None, ""))
-            if key is not None:
-                self._bus.publish(TrainingProgress(
-                    message.job_id, key, architecture, message.stage, message.epoch,
-                    message.epochs, message.train_loss, message.validation_loss,
-                    message.eta_seconds))
-        elif isinstance(message, FinishedMessage):
-            job = self._jobs.pop(message.job_id, None)
-            if job is not None:
-                self._bus.publish(TrainingFinished(
-                    message.job_id, job[0], job[1], message.model_id, message.verdict,
-                    message.error, message.cancelled))
-        elif isinstance(message, PredictionsMessage):
-            self._bus.publish(PredictionMade(message.key, message.predictions,
-                                             message.architecture, message.verdicts,
-                                             message.usable_for_trading))
-        elif isinstance(message, ErrorMessage):
-            self._bus.publish(ErrorRaised("forecasting", message.message))
+            self._set_state(event.state, event.detail)
+            return
+        if isinstance(event, TrainingFinished) and self._jobs.pop(event.job_id, None) is None:
+            return  # already reported as lost when its worker died
+        self._bus.publish(event)
 
     def _set_state(self, state: str, detail: str = "") -> None:
         if state != self.state or detail:

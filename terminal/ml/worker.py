@@ -1,7 +1,8 @@
 """The forecasting worker: a spawned process that trains models and forecasts closed candles.
 
-It talks to :class:`terminal.ml.client.WorkerClient` through two queues of the small message
-classes below, and a shared event that cancels the running training. Training runs on a thread
+It talks to :class:`terminal.ml.client.WorkerClient` through two queues: requests (the
+classes below) in, bus events (:mod:`terminal.core.events`) out, and a shared event that
+cancels the running training. Training runs on a thread
 of the worker so that forecasts for new candles are still answered while a model trains; one
 training runs at a time. Everything the worker learns goes to the store (registered models,
 predictions, outcomes) before the message that announces it.
@@ -16,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from terminal.core.errors import TerminalError
-from terminal.core.model import Prediction
+from terminal.core.events import (
+    ErrorRaised,
+    PredictionMade,
+    TrainingFinished,
+    TrainingProgress,
+    WorkerStateChanged,
+)
 from terminal.core.series import CandleSeries, SeriesKey
 
 
@@ -46,46 +53,6 @@ class StopRequest:
     pass
 
 
-@dataclass(frozen=True)
-class StateMessage:
-    state: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class ProgressMessage:
-    job_id: int
-    stage: str
-    epoch: int = 0
-    epochs: int = 0
-    train_loss: float | None = None
-    validation_loss: float | None = None
-    eta_seconds: float | None = None
-
-
-@dataclass(frozen=True)
-class FinishedMessage:
-    job_id: int
-    model_id: int | None
-    verdict: str = ""
-    error: str = ""
-    cancelled: bool = False
-
-
-@dataclass(frozen=True)
-class PredictionsMessage:
-    key: SeriesKey
-    predictions: tuple[Prediction, ...]
-    architecture: str
-    verdicts: tuple[str, ...]
-    usable_for_trading: bool
-
-
-@dataclass(frozen=True)
-class ErrorMessage:
-    message: str
-
-
 def worker_main(requests: Any, responses: Any, cancel: Any, data_dir: str,
                 threads: int) -> None:
     """The worker process's entry point (a spawn target: module level, picklable args)."""
@@ -98,7 +65,7 @@ def worker_main(requests: Any, responses: Any, cancel: Any, data_dir: str,
     folder = Path(data_dir)
     with Store.open(folder) as store:
         worker = _Worker(ModelRegistry(store, folder), responses, cancel)
-        responses.put(StateMessage("idle"))
+        responses.put(WorkerStateChanged("idle"))
         while True:
             request = requests.get()
             if isinstance(request, StopRequest):
@@ -108,7 +75,7 @@ def worker_main(requests: Any, responses: Any, cancel: Any, data_dir: str,
             elif isinstance(request, PredictRequest):
                 worker.predict(request)
         worker.join()
-    responses.put(StateMessage("stopped"))
+    responses.put(WorkerStateChanged("stopped"))
 
 
 class _Worker:
@@ -123,9 +90,9 @@ class _Worker:
 
     def start_training(self, request: TrainRequest) -> None:
         if self.training is not None and self.training.is_alive():
-            self.responses.put(FinishedMessage(request.job_id, None,
-                                               error="a model is already training; wait for"
-                                                     " it or cancel it first"))
+            self.responses.put(TrainingFinished(
+                request.job_id, request.key, request.architecture, None,
+                error="a model is already training; wait for it or cancel it first"))
             return
         self.cancel.clear()
         self.training = threading.Thread(target=self._train, args=(request,), daemon=True)
@@ -140,18 +107,19 @@ class _Worker:
         from terminal.ml.models import EpochProgress, TrainingCancelled
         from terminal.ml.training import train_and_register
 
-        self.responses.put(StateMessage("training", f"{request.architecture} for {request.key}"))
+        job, key, architecture = request.job_id, request.key, request.architecture
+        self.responses.put(WorkerStateChanged("training", f"{architecture} for {key}"))
 
         def on_epoch(progress: EpochProgress) -> bool:
-            self.responses.put(ProgressMessage(
-                request.job_id, "training", progress.epoch, progress.epochs,
+            self.responses.put(TrainingProgress(
+                job, key, architecture, "training", progress.epoch, progress.epochs,
                 progress.train_loss, progress.validation_loss, progress.eta_seconds))
             return not self.cancel.is_set()
 
         def on_stage(stage: str) -> None:
             if self.cancel.is_set():
-                raise TrainingCancelled(f"training {request.architecture} was cancelled")
-            self.responses.put(ProgressMessage(request.job_id, stage))
+                raise TrainingCancelled(f"training {architecture} was cancelled")
+            self.responses.put(TrainingProgress(job, key, architecture, stage))
 
         try:
             outcome = train_and_register(
@@ -159,16 +127,18 @@ class _Worker:
                 request.horizons, epochs=request.epochs, test_fraction=request.test_fraction,
                 refit_every=request.refit_every, activate=request.activate, on_epoch=on_epoch,
                 on_stage=on_stage)
-            finished = FinishedMessage(request.job_id, outcome.record.id, outcome.record.verdict)
+            finished = TrainingFinished(job, key, architecture, outcome.record.id,
+                                        outcome.record.verdict)
         except TrainingCancelled as error:
-            finished = FinishedMessage(request.job_id, None, error=str(error), cancelled=True)
+            finished = TrainingFinished(job, key, architecture, None, error=str(error),
+                                        cancelled=True)
         except TerminalError as error:
-            finished = FinishedMessage(request.job_id, None, error=str(error))
+            finished = TrainingFinished(job, key, architecture, None, error=str(error))
         except Exception as error:  # the client must hear of every end, whatever it was
-            finished = FinishedMessage(request.job_id, None,
-                                       error=f"training failed unexpectedly: {error!r}")
+            finished = TrainingFinished(job, key, architecture, None,
+                                        error=f"training failed unexpectedly: {error!r}")
         self.responses.put(finished)
-        self.responses.put(StateMessage("idle"))
+        self.responses.put(WorkerStateChanged("idle"))
 
     def predict(self, request: PredictRequest) -> None:
         from terminal.ml.inference import predict_latest, resolve_outcomes, store_predictions
@@ -187,10 +157,10 @@ class _Worker:
             store_predictions(store, predictions)
             resolve_outcomes(store, record, request.candles)
         except TerminalError as error:
-            self.responses.put(ErrorMessage(f"forecast for {request.key} failed: {error}"))
+            self.responses.put(ErrorRaised("forecasting",
+                                           f"forecast for {request.key} failed: {error}"))
             return
         verdicts = tuple(str(record.metrics.get(str(h), {}).get("verdict", "not evaluated"))
                          for h in record.horizons)
-        self.responses.put(PredictionsMessage(request.key, tuple(predictions),
-                                              record.architecture, verdicts,
-                                              record.usable_for_trading))
+        self.responses.put(PredictionMade(request.key, tuple(predictions), record.architecture,
+                                          verdicts, record.usable_for_trading))
