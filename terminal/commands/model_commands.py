@@ -156,10 +156,8 @@ def run_activate(args: argparse.Namespace) -> int:
 
     model_id = _model_id(args.id)
     with _store(args) as store:
-        record = store.forecasts.get(model_id)
-        # A model that does not load must never become the one the terminal trades on.
-        ModelRegistry(store, resolve_data_dir(args.data_dir)).load(record)
-        record = store.forecasts.activate(model_id, int(time.time() * 1000))
+        registry = ModelRegistry(store, resolve_data_dir(args.data_dir))
+        record = registry.activate(model_id, int(time.time() * 1000))
     return _report(args, record, "active")
 
 

@@ -8,11 +8,14 @@ persistence is kept and shown, but automated trading uses it only when the user 
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from terminal.core.errors import InvalidArgument
+from terminal.core.model import Prediction
 from terminal.core.series import SeriesKey
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -99,3 +102,38 @@ def check_schedule(daily_at: str | None, every_candles: int | None) -> None:
         raise InvalidArgument(f"a daily time is HH:MM in UTC (00:00 to 23:59), got {daily_at!r}")
     if every_candles is not None and every_candles < 1:
         raise InvalidArgument(f"retrain after at least one new candle, got {every_candles}")
+
+
+@dataclass(frozen=True, slots=True)
+class PathPoint:
+    """One point of a forecast path: ``bars_ahead`` of the last close, the expected price and
+    the 10-90 % band of the price."""
+
+    bars_ahead: int
+    expected: float
+    low: float
+    high: float
+
+
+def forecast_path(last_close: float, predictions: Sequence[Prediction]) -> list[PathPoint]:
+    """The predicted prices at each horizon of ``predictions`` (one per horizon, made from the
+    candle that closed at ``last_close``), nearest first, starting at the last close."""
+    points = [PathPoint(0, last_close, last_close, last_close)]
+    for p in sorted(predictions, key=lambda p: p.horizon_bars):
+        points.append(PathPoint(p.horizon_bars, last_close * math.exp(p.expected_return),
+                                last_close * math.exp(p.quantile_10),
+                                last_close * math.exp(p.quantile_90)))
+    return points
+
+
+def running_hit_rate(records: Sequence[PredictionRecord]) -> list[float | None]:
+    """For each of ``records`` (oldest first), the share of resolved forecasts up to and
+    including it whose direction came true; None until one is resolved."""
+    hits = resolved = 0
+    rates: list[float | None] = []
+    for record in records:
+        if record.hit is not None:
+            resolved += 1
+            hits += record.hit
+        rates.append(hits / resolved if resolved else None)
+    return rates

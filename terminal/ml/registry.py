@@ -116,6 +116,12 @@ class ModelRegistry:
                                  f" record says {record.horizons}")
         return model
 
+    def activate(self, model_id: int, at: int) -> ModelRecord:
+        """Make ``model_id`` its series' active model, after checking that it loads: a model
+        that cannot forecast must never become the one the terminal trades on."""
+        self.load(self.store.forecasts.get(model_id))
+        return self.store.forecasts.activate(model_id, at)
+
     def trading_model(self, key: SeriesKey) -> ModelRecord | None:
         """``key``'s active model if automated trading may use it (skill or override)."""
         record = self.store.forecasts.active(key)
