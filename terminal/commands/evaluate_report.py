@@ -38,16 +38,14 @@ def write_report(evaluation: Evaluation, data: LoadedCandles, folder: Path) -> P
         f" MSE skill above {LEAK_SKILL * 100:.0f} % is flagged as a suspected look-ahead leak.",
         "",
         "| model | h | MASE | MSE skill | DM p | dir. acc. (95 % CI) | vs always-up |"
-        " Brier skill | band 10-90 | strategy | buy & hold | exposure | verdict |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        " Brier skill | band 10-90 | strategy | buy & hold | exposure | price R²"
+        " (persistence) | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in evaluation.runs:
         lines += [_row(run.name, m) for m in run.metrics]
-    first = evaluation.run("persistence").metrics[0]
-    lines += ["", f"Price-level R² at {first.horizon} bar(s): persistence"
-              f" {first.r2_price_persistence:.5f}; the models' are in the plots, always next to"
-              " it. A high price R² is what \"next = now\" scores and says nothing about skill.",
-              ""]
+    lines += ["", "Price-level R² is shown only next to persistence's: a high price R² is what"
+              " \"next = now\" scores and says nothing about skill.", ""]
     for run in evaluation.runs:
         if run.name == "persistence":
             continue
@@ -72,4 +70,4 @@ def _row(name: str, m: HorizonMetrics) -> str:
             f" | {m.dir_edge * 100:+.1f} pt | {m.brier_skill * 100:+.2f} % |"
             f" {m.band_coverage * 100:.0f} % | {m.strategy_return * 100:+.1f} % |"
             f" {m.buy_and_hold_return * 100:+.1f} % | {m.strategy_exposure * 100:.0f} % |"
-            f" {m.verdict} |")
+            f" {m.r2_price:.5f} ({m.r2_price_persistence:.5f}) | {m.verdict} |")

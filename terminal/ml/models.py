@@ -43,7 +43,7 @@ class TrainingSettings:
     """How a network is trained. ``device`` None picks CUDA when available, else the CPU."""
 
     epochs: int = 20
-    batch_size: int = 256
+    batch_size: int = 128
     learning_rate: float = 1e-3
     window: int = DEFAULT_WINDOW
     max_samples: int = 8_760

@@ -71,6 +71,8 @@ def test_train_predict_cancel_and_survive_a_crash(data_dir: Path, hourly: Candle
             assert client.cancel(slow)
             await seen.wait_for(lambda: len(seen.of(TrainingFinished)) == 2)
             assert seen.of(TrainingFinished)[1].cancelled
+            with Store.open(data_dir) as store:  # the cancelled model was not registered
+                assert [m.architecture for m in store.forecasts.models()] == ["ridge"]
 
             pid = client.pid
             assert pid is not None
