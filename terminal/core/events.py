@@ -131,10 +131,13 @@ class TrainingFinished:
 @dataclass(frozen=True, slots=True)
 class PredictionMade:
     """The active model of ``key`` forecast every horizon from the candle that just closed;
-    ``verdicts`` holds its out-of-sample skill verdict per horizon, in the same order."""
+    ``verdicts`` holds its out-of-sample skill verdict per horizon, in the same order;
+    ``trained_at`` is when the model was registered (its age in the prediction cards)."""
 
     key: SeriesKey
     predictions: tuple[Prediction, ...]
     architecture: str
     verdicts: tuple[str, ...]
     usable_for_trading: bool
+    model_id: int
+    trained_at: int

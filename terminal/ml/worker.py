@@ -163,4 +163,5 @@ class _Worker:
         verdicts = tuple(str(record.metrics.get(str(h), {}).get("verdict", "not evaluated"))
                          for h in record.horizons)
         self.responses.put(PredictionMade(request.key, tuple(predictions), record.architecture,
-                                          verdicts, record.usable_for_trading))
+                                          verdicts, record.usable_for_trading, record.id,
+                                          record.created_at))

@@ -62,6 +62,7 @@ def test_train_predict_cancel_and_survive_a_crash(data_dir: Path, hourly: Candle
             assert [p.horizon_bars for p in made.predictions] == [1, 4]
             assert made.predictions[0].made_from == hourly.open_time[1_899]
             assert len(made.verdicts) == 2 and not made.usable_for_trading
+            assert made.model_id == finished.model_id and made.trained_at > 0
             with Store.open(data_dir) as store:
                 assert len(store.forecasts.predictions(KEY)) == 2
 
