@@ -27,7 +27,7 @@ from terminal.commands.evaluate_command import (
     parse_whole,
 )
 from terminal.core.errors import InvalidArgument
-from terminal.core.forecasts import ModelRecord
+from terminal.core.forecasts import ModelRecord, RetrainSchedule
 from terminal.core.model import Timeframe, normalize_symbol
 from terminal.core.series import SeriesKey
 from terminal.core.timefmt import format_ms
@@ -78,6 +78,23 @@ def register(commands: Any) -> None:
     compare.add_argument("ids", nargs="+", help="model ids")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     compare.set_defaults(run=run_compare)
+    schedule = actions.add_parser("schedule", help="retrain a model daily or every N candles"
+                                  " (the window runs the schedules)")
+    _series_arguments(schedule, required=True)
+    schedule.add_argument("--model", required=True, help="architecture to retrain")
+    when = schedule.add_mutually_exclusive_group(required=True)
+    when.add_argument("--daily", metavar="HH:MM", help="every day at this UTC time")
+    when.add_argument("--every-candles", metavar="N", help="after every N closed candles")
+    schedule.add_argument("--refresh-data", action="store_true", help="fetch new candles"
+                          " before retraining")
+    schedule.add_argument("--json", action="store_true", help="print one JSON object")
+    schedule.set_defaults(run=run_schedule)
+    schedules = actions.add_parser("schedules", help="the stored retraining schedules")
+    schedules.add_argument("--json", action="store_true", help="print one JSON object")
+    schedules.set_defaults(run=run_schedules)
+    unschedule = actions.add_parser("unschedule", help="delete a retraining schedule")
+    unschedule.add_argument("id", help="schedule id (see `models schedules`)")
+    unschedule.set_defaults(run=run_unschedule)
 
 
 def _series_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -191,6 +208,63 @@ def run_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_schedule(args: argparse.Namespace) -> int:
+    from terminal.ml.catalog import check_trainable, parse_model_names
+
+    (architecture,) = parse_model_names(args.model)
+    check_trainable(architecture)
+    key = _optional_key(args)
+    assert key is not None
+    every = (None if args.every_candles is None
+             else parse_whole(args.every_candles, "--every-candles", 1, 1_000_000))
+    with _store(args) as store:
+        schedule = store.forecasts.save_schedule(key, architecture, daily_at=args.daily,
+                                                 every_candles=every,
+                                                 refresh_data=args.refresh_data)
+    if args.json:
+        print_json({"schedule": _schedule_json(schedule)})
+    else:
+        print(f"schedule {schedule.id}: {_describe_schedule(schedule)}")
+    return EXIT_OK
+
+
+def run_schedules(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        schedules = store.forecasts.schedules()
+    if args.json:
+        print_json({"schedules": [_schedule_json(s) for s in schedules]})
+    elif not schedules:
+        print("no retraining schedules; `models schedule` adds one")
+    for schedule in [] if args.json else schedules:
+        print(f"{schedule.id:>4}  {_describe_schedule(schedule)}")
+    return EXIT_OK
+
+
+def run_unschedule(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        store.forecasts.delete_schedule(_model_id(args.id, "a schedule id"))
+    print(f"schedule {args.id} deleted")
+    return EXIT_OK
+
+
+def _describe_schedule(schedule: RetrainSchedule) -> str:
+    when = (f"daily at {schedule.daily_at} UTC" if schedule.daily_at
+            else f"every {schedule.every_candles} closed candles")
+    last = "never run" if schedule.last_run_at is None else (
+        f"last run {format_ms(schedule.last_run_at)}")
+    refresh = ", data refreshed first" if schedule.refresh_data else ""
+    return f"retrain {schedule.architecture} on {schedule.key} {when}{refresh}; {last}"
+
+
+def _schedule_json(schedule: RetrainSchedule) -> dict[str, Any]:
+    return {"id": schedule.id, "venue": schedule.key.venue, "symbol": schedule.key.symbol,
+            "timeframe": schedule.key.timeframe.code, "architecture": schedule.architecture,
+            "daily_at": schedule.daily_at, "every_candles": schedule.every_candles,
+            "refresh_data": schedule.refresh_data, "enabled": schedule.enabled,
+            "last_run_utc": None if schedule.last_run_at is None
+            else format_ms(schedule.last_run_at)}
+
+
 def _report(args: argparse.Namespace, record: ModelRecord, state: str) -> int:
     if args.json:
         print_json({"model": _record_json(record)})
@@ -234,12 +308,12 @@ def _optional_key(args: argparse.Namespace) -> SeriesKey | None:
     return SeriesKey(venue, normalize_symbol(args.symbol), Timeframe.parse(args.timeframe))
 
 
-def _model_id(text: str) -> int:
+def _model_id(text: str, what: str = "a model id") -> int:
     try:
         return int(text)
     except ValueError:
-        raise InvalidArgument(f"a model id is a number (see `models list`), got {text!r}"
-                              ) from None
+        raise InvalidArgument(f"{what} is a number (see `models list` or `models schedules`),"
+                              f" got {text!r}") from None
 
 
 def _store(args: argparse.Namespace) -> Any:

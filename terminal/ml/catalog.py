@@ -14,6 +14,15 @@ if TYPE_CHECKING:
 #: The torch architectures (see :mod:`terminal.ml.models`); imported only when one is asked for.
 NEURAL = ("lstm", "gru", "bilstm", "cnn_lstm", "transformer")
 MODEL_NAMES = (*BASELINES, *NEURAL)
+#: Yardsticks are evaluated against, never trained, registered or traded on.
+YARDSTICKS = ("persistence", "always_up")
+
+
+def check_trainable(name: str) -> None:
+    """Refuse to train, register or schedule a yardstick."""
+    if name in YARDSTICKS:
+        raise InvalidArgument(f"{name} is a yardstick, not a model to trade on; train one of:"
+                              f" {', '.join(n for n in MODEL_NAMES if n not in YARDSTICKS)}")
 DEFAULT_EVALUATION_MODELS = ("persistence", "drift", "always_up", "ridge")
 
 

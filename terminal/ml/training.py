@@ -12,10 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from terminal.core.errors import InvalidArgument
 from terminal.core.forecasts import ModelRecord
 from terminal.core.series import CandleSeries, SeriesKey
-from terminal.ml.catalog import model_factory
+from terminal.ml.catalog import check_trainable, model_factory
 from terminal.ml.datasets import Dataset, check_enough_history
 from terminal.ml.evaluate import DEFAULT_TEST_FRACTION, Evaluation, walk_forward
 from terminal.ml.models import EpochCallback
@@ -38,8 +37,7 @@ def train_and_register(registry: ModelRegistry, key: SeriesKey, candles: CandleS
                        activate: bool = False, on_epoch: EpochCallback | None = None,
                        on_stage: StageCallback | None = None) -> TrainingOutcome:
     """Evaluate, fit on all of ``candles``, register (and activate when asked)."""
-    if architecture in ("persistence", "always_up"):
-        raise InvalidArgument(f"{architecture} is a yardstick, not a model to trade on")
+    check_trainable(architecture)
     factory = model_factory(architecture, epochs=epochs, on_epoch=on_epoch)
     check_enough_history(candles, horizons, factory().window)
     evaluation = walk_forward(candles, {architecture: factory}, horizons=horizons,

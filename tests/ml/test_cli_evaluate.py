@@ -71,3 +71,17 @@ def test_a_store_without_the_series_says_so(data_dir: Path,
                  "--timeframe", "1h"])
     assert code == 1
     assert "no BTC/USDT 1h candles stored" in capsys.readouterr().err
+
+
+def test_evaluates_a_stored_series(candle_file: Path, data_dir: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data-dir", str(data_dir), "import", str(candle_file), "--symbol",
+                 "BTC/USDT", "--timeframe", "1h", "--venue", "binance"]) == 0
+    capsys.readouterr()
+    code = main(["--data-dir", str(data_dir), "evaluate", "--symbol", "BTC/USDT",
+                 "--timeframe", "1h", "--venue", "binance", "--models", "ridge",
+                 "--horizons", "1", "--refit-every", "400", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["data"]["venue"] == "binance" and report["data"]["candles"] == 1_500
+    assert "1" in report["models"]["ridge"]["horizons"]

@@ -85,3 +85,25 @@ def test_training_a_yardstick_or_too_little_history_is_refused(
         assert code == 1
         assert message in capsys.readouterr().err
     assert not (data_dir / "models").exists() or not any((data_dir / "models").iterdir())
+
+
+def test_schedules_are_stored_listed_and_deleted(data_dir: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    saved = run_json(capsys, data_dir, "models", "schedule", "--symbol", "BTC/USDT",
+                     "--timeframe", "1h", "--model", "lstm", "--daily", "03:00",
+                     "--refresh-data")["schedule"]
+    assert (saved["daily_at"], saved["refresh_data"]) == ("03:00", True)
+    run_json(capsys, data_dir, "models", "schedule", "--symbol", "BTC/USDT", "--timeframe",
+             "1h", "--model", "ridge", "--every-candles", "24")
+    listed = run_json(capsys, data_dir, "models", "schedules")["schedules"]
+    assert [(s["architecture"], s["every_candles"]) for s in listed] == [("lstm", None),
+                                                                         ("ridge", 24)]
+    assert main(["--data-dir", str(data_dir), "models", "unschedule", str(saved["id"])]) == 0
+    capsys.readouterr()
+    assert len(run_json(capsys, data_dir, "models", "schedules")["schedules"]) == 1
+    for argv, message in ((["--daily", "25:00"], "HH:MM"), (["--every-candles", "0"], "between"),
+                          (["--daily", "03:00", "--model", "persistence"], "yardstick")):
+        code = main(["--data-dir", str(data_dir), "models", "schedule", "--symbol", "BTC/USDT",
+                     "--timeframe", "1h", "--model", "lstm", *argv])
+        assert code == 1 and message in capsys.readouterr().err
+    assert len(run_json(capsys, data_dir, "models", "schedules")["schedules"]) == 1
