@@ -55,24 +55,19 @@ class ModelRecord:
 class PredictionRecord:
     """A stored forecast and, once its horizon has passed, the realised log return."""
 
-    model_id: int
-    key: SeriesKey
-    made_from: int
-    horizon_bars: int
-    expected_return: float
-    quantile_10: float
-    quantile_50: float
-    quantile_90: float
-    prob_up: float
-    created_at: int
+    prediction: Prediction
     realised_return: float | None
+
+    @property
+    def model_id(self) -> int:
+        return int(self.prediction.model_id)
 
     @property
     def hit(self) -> bool | None:
         """Whether the predicted direction (up when ``prob_up >= 0.5``) came true."""
         if self.realised_return is None:
             return None
-        return (self.prob_up >= 0.5) == (self.realised_return > 0)
+        return (self.prediction.prob_up >= 0.5) == (self.realised_return > 0)
 
 
 @dataclass(frozen=True, slots=True)

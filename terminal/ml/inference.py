@@ -51,25 +51,13 @@ def resolve_outcomes(store: Store, record: ModelRecord, candles: CandleSeries) -
     pending = store.forecasts.unresolved_predictions(record.key)
     times, close = candles.open_time, candles.close
     outcomes = []
-    for prediction in pending:
+    for stored in pending:
+        prediction = stored.prediction
         target = prediction.made_from + prediction.horizon_bars * record.key.timeframe.ms
         start, end = np.searchsorted(times, [prediction.made_from, target])
         if end < len(times) and times[start] == prediction.made_from and times[end] == target:
-            outcomes.append((prediction.model_id, prediction.made_from, prediction.horizon_bars,
+            outcomes.append((stored.model_id, prediction.made_from, prediction.horizon_bars,
                              float(np.log(close[end] / close[start]))))
     store.forecasts.set_outcomes(outcomes)
     return len(outcomes)
 
-
-def store_predictions(store: Store, predictions: list[Prediction]) -> int:
-    """Keep ``predictions`` for the prediction history; returns how many were new."""
-    from terminal.core.forecasts import PredictionRecord
-    from terminal.core.series import SeriesKey
-
-    return store.forecasts.add_predictions(
-        PredictionRecord(model_id=int(p.model_id), key=SeriesKey(p.venue, p.symbol, p.timeframe),
-                         made_from=p.made_from, horizon_bars=p.horizon_bars,
-                         expected_return=p.expected_return, quantile_10=p.quantile_10,
-                         quantile_50=p.quantile_50, quantile_90=p.quantile_90,
-                         prob_up=p.prob_up, created_at=p.created_at, realised_return=None)
-        for p in predictions)

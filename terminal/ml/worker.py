@@ -141,7 +141,7 @@ class _Worker:
         self.responses.put(WorkerStateChanged("idle"))
 
     def predict(self, request: PredictRequest) -> None:
-        from terminal.ml.inference import predict_latest, resolve_outcomes, store_predictions
+        from terminal.ml.inference import predict_latest, resolve_outcomes
 
         store = self.registry.store
         try:
@@ -154,7 +154,7 @@ class _Worker:
                 self.models[record.id] = model
             predictions = predict_latest(model, record, request.candles,
                                          created_at=int(time.time() * 1000))
-            store_predictions(store, predictions)
+            store.forecasts.add_predictions(predictions)
             resolve_outcomes(store, record, request.candles)
         except TerminalError as error:
             self.responses.put(ErrorRaised("forecasting",

@@ -32,7 +32,9 @@ def test_forecast_path_turns_returns_into_prices_nearest_first() -> None:
 
 def test_running_hit_rate_counts_resolved_forecasts_only() -> None:
     def record(prob_up: float, realised: float | None) -> PredictionRecord:
-        return PredictionRecord(1, KEY, 0, 1, 0.0, -0.01, 0.0, 0.01, prob_up, 0, realised)
+        prediction = Prediction("simulated", "BTC/USDT", Timeframe.H1, 0, 1, 0.0, -0.01, 0.0,
+                                0.01, prob_up, "1", 0)
+        return PredictionRecord(prediction, realised)
 
     rates = running_hit_rate([record(0.6, None), record(0.6, 0.01), record(0.6, -0.01),
                               record(0.4, -0.02)])

@@ -13,7 +13,7 @@ from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.storage import Store
 from terminal.ml.datasets import Dataset
 from terminal.ml.forecasters import Ridge
-from terminal.ml.inference import predict_latest, resolve_outcomes, store_predictions
+from terminal.ml.inference import predict_latest, resolve_outcomes
 from terminal.ml.models import NeuralForecaster, TrainingSettings
 from terminal.ml.registry import ModelLoadError, ModelRegistry, data_fingerprint
 from terminal.ml.training import train_and_register
@@ -126,12 +126,12 @@ def test_predictions_are_stored_and_resolved_later(registry: ModelRegistry,
     predictions = predict_latest(model, record, known, created_at=99)
     assert [p.horizon_bars for p in predictions] == [1, 4]
     assert predictions[0].made_from == known.open_time[-1]
-    assert store_predictions(registry.store, predictions) == 2
-    assert store_predictions(registry.store, predictions) == 0
+    assert registry.store.forecasts.add_predictions(predictions) == 2
+    assert registry.store.forecasts.add_predictions(predictions) == 0
     assert resolve_outcomes(registry.store, record, known) == 0
     assert resolve_outcomes(registry.store, record, hourly.take(0, 1_502)) == 1
     history = registry.store.forecasts.predictions(KEY)
-    by_horizon = {p.horizon_bars: p for p in history}
+    by_horizon = {p.prediction.horizon_bars: p for p in history}
     expected = np.log(hourly.close[1_500] / hourly.close[1_499])
     assert by_horizon[1].realised_return == pytest.approx(expected)
     assert by_horizon[4].realised_return is None and by_horizon[4].hit is None

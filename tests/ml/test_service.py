@@ -57,8 +57,8 @@ def test_forecasts_follow_closed_candles_and_schedules_retrain(data_dir: Path,
                 second = seen.of(TrainingFinished)[1].model_id
                 assert service.models(KEY)[0].id == second and service.models(KEY)[0].active
                 assert service.rollback(KEY).id == first
-                history_rows = service.prediction_history(KEY)
-                assert {p.made_from for p in history_rows} == set(hourly.open_time[1_800:1_802])
+                made_from = {p.prediction.made_from for p in service.prediction_history(KEY)}
+                assert made_from == set(hourly.open_time[1_800:1_802])
             finally:
                 await service.stop()
 

@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 
 from terminal.core.errors import InvalidArgument
 from terminal.core.forecasts import ModelRecord, PredictionRecord, RetrainSchedule, check_schedule
-from terminal.core.model import Timeframe
+from terminal.core.model import Prediction, Timeframe
 from terminal.core.series import SeriesKey
 
 ConnectionScope = Callable[[], AbstractContextManager[Connection]]
@@ -121,11 +121,12 @@ class ForecastRepository:
 
     # --- predictions --------------------------------------------------------------------
 
-    def add_predictions(self, records: Iterable[PredictionRecord]) -> int:
-        """Store forecasts (a forecast already stored for the same model, bar and horizon is
-        kept); returns how many were new."""
-        rows = [(r.model_id, r.made_from, r.horizon_bars, r.expected_return, r.quantile_10,
-                 r.quantile_50, r.quantile_90, r.prob_up, r.created_at) for r in records]
+    def add_predictions(self, predictions: Iterable[Prediction]) -> int:
+        """Store forecasts of registered models (a forecast already stored for the same model,
+        bar and horizon is kept); returns how many were new."""
+        rows = [(int(p.model_id), p.made_from, p.horizon_bars, p.expected_return,
+                 p.quantile_10, p.quantile_50, p.quantile_90, p.prob_up, p.created_at)
+                for p in predictions]
         if not rows:
             return 0
         with self._write_scope() as conn:
@@ -241,10 +242,11 @@ def _model(row: Any) -> ModelRecord:
 
 def _prediction(row: Any) -> PredictionRecord:
     return PredictionRecord(
-        model_id=int(row[0]), key=SeriesKey(row[1], row[2], Timeframe(row[3])),
-        made_from=int(row[4]), horizon_bars=int(row[5]), expected_return=float(row[6]),
-        quantile_10=float(row[7]), quantile_50=float(row[8]), quantile_90=float(row[9]),
-        prob_up=float(row[10]), created_at=int(row[11]),
+        Prediction(venue=row[1], symbol=row[2], timeframe=Timeframe(row[3]),
+                   made_from=int(row[4]), horizon_bars=int(row[5]),
+                   expected_return=float(row[6]), quantile_10=float(row[7]),
+                   quantile_50=float(row[8]), quantile_90=float(row[9]),
+                   prob_up=float(row[10]), model_id=str(row[0]), created_at=int(row[11])),
         realised_return=None if row[12] is None else float(row[12]))
 
 
