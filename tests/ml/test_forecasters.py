@@ -93,3 +93,22 @@ def test_too_few_training_rows_and_untrained_models_are_refused(hourly: CandleSe
         ridge.predict(data, data.feature_rows()[-5:])
     with pytest.raises(InvalidArgument, match="at least 200 training"):
         ridge.fit(data, data.feature_rows()[:150])
+
+
+def test_fitting_reads_nothing_after_the_training_rows(hourly: CandleSeries) -> None:
+    data = Dataset.from_candles(hourly, [1, 4])
+    train, _ = _split(data)
+    honest = Ridge()
+    honest.fit(data, train)
+    # Everything after the last training target is replaced by nonsense; the fit must not move.
+    cut = int(train[-1]) + max(data.horizons) + 1
+    features, targets = data.features.copy(), data.targets.copy()
+    features[cut:] *= 1_000.0
+    targets[cut:] = 5.0
+    tampered = Dataset(data.candles, features, targets, data.horizons)
+    again = Ridge()
+    again.fit(tampered, train)
+    assert again.coefficients is not None and honest.coefficients is not None
+    assert np.array_equal(again.coefficients, honest.coefficients)
+    assert again.scaler is not None and honest.scaler is not None
+    assert np.array_equal(again.scaler.mean, honest.scaler.mean)
