@@ -287,8 +287,10 @@ def skill_verdict(mse_skill: float, dm_pvalue: float | None, *, baseline: bool =
     if mse_skill > LEAK_SKILL:
         return (f"suspected leak: beats persistence by {shown}, p={p}; honest forecasts stay"
                 f" below {LEAK_SKILL * 100:.0f}%, check the features for look-ahead")
-    if mse_skill > 0 and dm_pvalue is not None and dm_pvalue < SIGNIFICANCE:
-        return f"beats persistence by {shown}, p={p}"
+    if dm_pvalue is not None and dm_pvalue < SIGNIFICANCE:
+        if mse_skill > 0:
+            return f"beats persistence by {shown}, p={p}"
+        return f"no skill (worse than persistence by {-mse_skill * 100:.1f}%, p={p})"
     return "no skill"
 
 

@@ -103,7 +103,7 @@ def test_calibration_table_bins_predictions() -> None:
 def test_verdicts_say_what_they_mean() -> None:
     assert skill_verdict(0.006, 0.03) == "beats persistence by 0.6%, p=0.03"
     assert skill_verdict(0.006, 0.2) == "no skill"
-    assert skill_verdict(-0.01, 0.001) == "no skill"
+    assert skill_verdict(-0.01, 0.001) == "no skill (worse than persistence by 1.0%, p=0.001)"
     assert skill_verdict(0.3, 0.0).startswith("suspected leak")
 
 
