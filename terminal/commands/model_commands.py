@@ -54,6 +54,18 @@ def register(commands: Any) -> None:
     train.add_argument("--json", action="store_true", help="print one JSON object")
     train.set_defaults(run=run_train)
 
+    forecast = commands.add_parser(
+        "forecast", help="forecast from the last candle with a registered model",
+        description="Forecast every horizon from the last candle with the series' active model"
+                    " (or --model-id), shown with the model's out-of-sample verdict.")
+    add_source_arguments(forecast)
+    forecast.add_argument("--model-id", metavar="ID", help="registered model to use (default:"
+                          " the active model of the series)")
+    forecast.add_argument("--for-venue", metavar="VENUE", help="venue whose active model to"
+                          f" use (default: the stored venue read, else {DEFAULT_VENUE})")
+    forecast.add_argument("--json", action="store_true", help="print one JSON object")
+    forecast.set_defaults(run=run_forecast)
+
     models = commands.add_parser("models", help="list, activate, compare or roll back models")
     actions = models.add_subparsers(title="actions", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="registered models, newest first")
@@ -145,6 +157,56 @@ def run_train(args: argparse.Namespace) -> int:
               f" trained {format_ms(record.train_start)} to {format_ms(record.train_end)}"
               f"{' (active)' if record.active else ''}")
         _print_metrics(record)
+    return EXIT_OK
+
+
+def run_forecast(args: argparse.Namespace) -> int:
+    from terminal.core.forecasts import forecast_path
+    from terminal.core.paths import resolve_data_dir
+    from terminal.core.storage import Store
+    from terminal.ml.inference import predict_latest
+    from terminal.ml.registry import ModelRegistry
+
+    data = load_candles(args)
+    venue = (args.for_venue or data.source.get("venue") or DEFAULT_VENUE).strip().lower()
+    key = SeriesKey(venue, data.symbol, data.series.timeframe)
+    data_dir = resolve_data_dir(args.data_dir)
+    with Store.open(data_dir) as store:
+        if args.model_id is not None:
+            record = store.forecasts.get(_model_id(args.model_id))
+        else:
+            active = store.forecasts.active(key)
+            if active is None:
+                raise InvalidArgument(f"{key} has no active model; `models activate ID` or give"
+                                      " --model-id")
+            record = active
+        model = ModelRegistry(store, data_dir).load(record)
+    predictions = predict_latest(model, record, data.series, int(time.time() * 1000))
+    last_close = float(data.series.close[-1])
+    path = forecast_path(last_close, predictions)[1:]
+    verdicts = [str(record.metrics.get(str(p.horizon_bars), {}).get("verdict", "not evaluated"))
+                for p in predictions]
+    if args.json:
+        print_json({"model": _record_json(record), "last_close": last_close,
+                    "made_from_utc": format_ms(predictions[0].made_from),
+                    "forecasts": [{"horizon": p.horizon_bars,
+                                   "expected_return": p.expected_return,
+                                   "quantile_10": p.quantile_10, "quantile_50": p.quantile_50,
+                                   "quantile_90": p.quantile_90, "prob_up": p.prob_up,
+                                   "expected_price": point.expected, "price_10": point.low,
+                                   "price_90": point.high, "verdict": verdict}
+                                  for p, point, verdict in zip(predictions, path, verdicts,
+                                                               strict=True)]})
+        return EXIT_OK
+    print(f"model {record.id} ({record.architecture}) for {key}, from the candle of"
+          f" {format_ms(predictions[0].made_from)} (close {last_close:,.2f})"
+          f"{'' if record.usable_for_trading else '; not used for automated trading'}")
+    for p, point, verdict in zip(predictions, path, verdicts, strict=True):
+        direction = "up" if p.prob_up >= 0.5 else "down"
+        odds = max(p.prob_up, 1 - p.prob_up) * 100
+        print(f"  {p.horizon_bars:>3} bars: {direction} {odds:.0f} %,"
+              f" expected {p.expected_return * 100:+.2f} % ({point.expected:,.2f}), 10-90 %"
+              f" {point.low:,.2f} to {point.high:,.2f}; {verdict}")
     return EXIT_OK
 
 

@@ -107,3 +107,20 @@ def test_schedules_are_stored_listed_and_deleted(data_dir: Path,
                      "--timeframe", "1h", "--model", "lstm", *argv])
         assert code == 1 and message in capsys.readouterr().err
     assert len(run_json(capsys, data_dir, "models", "schedules")["schedules"]) == 1
+
+
+def test_forecast_uses_the_active_model_or_the_one_named(
+        candle_file: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["forecast", "--csv", str(candle_file), "--timeframe", "1h", "--for-venue", "binance"]
+    assert main(["--data-dir", str(data_dir), *argv]) == 1
+    assert "has no active model" in capsys.readouterr().err
+    model = train(capsys, data_dir, candle_file, "--activate")
+    report = run_json(capsys, data_dir, *argv)
+    assert report["model"]["id"] == model["id"]
+    forecasts = report["forecasts"]
+    assert [f["horizon"] for f in forecasts] == [1, 4]
+    assert all(f["price_10"] <= f["expected_price"] <= f["price_90"] for f in forecasts)
+    assert forecasts[0]["verdict"] == model["metrics"]["1"]["verdict"]
+    named = run_json(capsys, data_dir, "forecast", "--csv", str(candle_file), "--timeframe",
+                     "1h", "--model-id", str(model["id"]))
+    assert named["model"]["id"] == model["id"]
