@@ -72,7 +72,7 @@ def model_options(args: argparse.Namespace) -> tuple[int | None, int]:
 
 
 def run_evaluate_command(args: argparse.Namespace) -> int:
-    from terminal.ml.catalog import model_factory, parse_horizons, parse_model_names
+    from terminal.ml.catalog import NEURAL, model_factory, parse_horizons, parse_model_names
     from terminal.ml.evaluate import walk_forward
 
     names = parse_model_names(args.models)
@@ -83,7 +83,8 @@ def run_evaluate_command(args: argparse.Namespace) -> int:
     fee = parse_fraction(args.fee, "--fee", upper=0.1, zero=True)
     report_dir = _report_dir(args.report)
     data = load_candles(args)
-    limit_threads(threads)
+    if any(name in NEURAL for name in names):
+        limit_threads(threads)
     factories = {name: model_factory(name, epochs=epochs) for name in names
                  if name != "persistence"}
     evaluation = walk_forward(data.series, factories, horizons=horizons,

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,18 @@ def test_evaluates_a_stored_series(candle_file: Path, data_dir: Path,
     report = json.loads(capsys.readouterr().out)
     assert report["data"]["venue"] == "binance" and report["data"]["candles"] == 1_500
     assert "1" in report["models"]["ridge"]["horizons"]
+
+
+def test_evaluate_runs_without_qt_or_torch(candle_file: Path, data_dir: Path) -> None:
+    script = (
+        "import contextlib, io, sys\n"
+        "from terminal.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = main(['--data-dir', {str(data_dir)!r}, 'evaluate', '--csv',"
+        f" {str(candle_file)!r}, '--timeframe', '1h', '--models', 'ridge', '--horizons', '1',"
+        " '--json'])\n"
+        "loaded = [m for m in ('PySide6', 'torch') if m in sys.modules]\n"
+        "print(code, loaded)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == "0 []"
