@@ -83,6 +83,8 @@ class ForecastService:
         return self.store.forecasts.predictions(key, limit=limit)
 
     def _on_candle(self, event: CandleClosed) -> None:
+        if self.worker.state in ("stopped", "crashed"):
+            return  # WorkerStateChanged has told the user; forecasts resume with the worker
         self.forecast_now(event.key)
 
     # --- training and the registry ------------------------------------------------------
