@@ -20,7 +20,7 @@ README = ROOT / "README.md"
 MARK_START = "<!-- bench:start -->"
 MARK_END = "<!-- bench:end -->"
 #: Suite modules, in the order their rows appear in the README.
-SUITES = ("store", "backtest", "trading", "exchange", "chart")
+SUITES = ("store", "backtest", "trading", "exchange", "chart", "ml")
 
 
 def main() -> int:

@@ -63,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
         backtest_command,
         data_commands,
         download_command,
+        evaluate_command,
         import_command,
         keys_command,
+        model_commands,
         optimize_command,
         paper_command,
         screenshot_command,
@@ -73,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for command in (import_command, data_commands, backtest_command, screenshot_command,
                     optimize_command, download_command, paper_command, keys_command,
-                    selfcheck_command):
+                    evaluate_command, model_commands, selfcheck_command):
         command.register(commands)
     return parser
 

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from terminal.core.storage.candles import CandleRepository, SeriesSummary, UpsertResult
 from terminal.core.storage.database import DATABASE_FILENAME, SCHEMA_VERSION, Database
+from terminal.core.storage.forecasts import ForecastRepository
 from terminal.core.storage.orders import OrderRepository
 from terminal.core.storage.paper import PaperRepository
 
@@ -17,6 +18,7 @@ __all__ = [
     "DATABASE_FILENAME",
     "SCHEMA_VERSION",
     "CandleRepository",
+    "ForecastRepository",
     "OrderRepository",
     "PaperRepository",
     "SeriesSummary",
@@ -36,6 +38,7 @@ class Transaction:
         self.candles = CandleRepository(scope, scope)
         self.orders = OrderRepository(scope, scope)
         self.paper = PaperRepository(scope, scope)
+        self.forecasts = ForecastRepository(scope, scope)
 
 
 class Store:
@@ -48,6 +51,7 @@ class Store:
         self.candles = CandleRepository(database.read, database.write)
         self.orders = OrderRepository(database.read, database.write)
         self.paper = PaperRepository(database.read, database.write)
+        self.forecasts = ForecastRepository(database.read, database.write)
 
     @classmethod
     def open(cls, data_dir: Path) -> Store:

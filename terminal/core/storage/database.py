@@ -200,9 +200,70 @@ def _migrate_to_2(conn: Connection) -> None:
     )
 
 
+def _migrate_to_3(conn: Connection) -> None:
+    """Forecasting: registered models, their activation history, predictions, schedules."""
+    conn.exec_driver_sql(
+        "CREATE TABLE ml_model ("
+        " id INTEGER NOT NULL PRIMARY KEY,"
+        " venue VARCHAR NOT NULL,"
+        " symbol VARCHAR NOT NULL,"
+        " timeframe VARCHAR NOT NULL,"
+        " architecture VARCHAR NOT NULL,"
+        " hyperparameters VARCHAR NOT NULL,"
+        " feature_set VARCHAR NOT NULL,"
+        " horizons VARCHAR NOT NULL,"
+        " train_start INTEGER NOT NULL,"
+        " train_end INTEGER NOT NULL,"
+        " data_fingerprint VARCHAR NOT NULL,"
+        " metrics VARCHAR NOT NULL,"
+        " verdict VARCHAR NOT NULL,"
+        " has_skill BOOLEAN NOT NULL,"
+        " weights_file VARCHAR NOT NULL,"
+        " created_at INTEGER NOT NULL,"
+        " active BOOLEAN NOT NULL,"
+        " trading_override BOOLEAN NOT NULL)"
+    )
+    conn.exec_driver_sql("CREATE INDEX ix_ml_model_series ON ml_model (venue, symbol, timeframe)")
+    conn.exec_driver_sql(
+        "CREATE TABLE ml_activation ("
+        " id INTEGER NOT NULL PRIMARY KEY,"
+        " model_id INTEGER NOT NULL REFERENCES ml_model (id),"
+        " activated_at INTEGER NOT NULL)"
+    )
+    conn.exec_driver_sql(
+        "CREATE TABLE ml_prediction ("
+        " model_id INTEGER NOT NULL REFERENCES ml_model (id),"
+        " made_from INTEGER NOT NULL,"
+        " horizon_bars INTEGER NOT NULL,"
+        " expected_return FLOAT NOT NULL,"
+        " quantile_10 FLOAT NOT NULL,"
+        " quantile_50 FLOAT NOT NULL,"
+        " quantile_90 FLOAT NOT NULL,"
+        " prob_up FLOAT NOT NULL,"
+        " created_at INTEGER NOT NULL,"
+        " realised_return FLOAT,"
+        " PRIMARY KEY (model_id, made_from, horizon_bars))"
+    )
+    conn.exec_driver_sql(
+        "CREATE TABLE ml_schedule ("
+        " id INTEGER NOT NULL PRIMARY KEY,"
+        " venue VARCHAR NOT NULL,"
+        " symbol VARCHAR NOT NULL,"
+        " timeframe VARCHAR NOT NULL,"
+        " architecture VARCHAR NOT NULL,"
+        " daily_at VARCHAR,"
+        " every_candles INTEGER,"
+        " refresh_data BOOLEAN NOT NULL,"
+        " enabled BOOLEAN NOT NULL,"
+        " last_run_at INTEGER,"
+        " UNIQUE (venue, symbol, timeframe, architecture))"
+    )
+
+
 #: Migration ``i`` brings a database from version ``i`` to ``i + 1``. Append only: released
 #: steps are history that users' databases have already gone through.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_migrate_to_1, _migrate_to_2,
+                                                        _migrate_to_3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

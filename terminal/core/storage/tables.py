@@ -7,7 +7,7 @@ that the two agree. Rows map to domain types only inside the repositories of thi
 
 from __future__ import annotations
 
-from sqlalchemy import LargeBinary, UniqueConstraint
+from sqlalchemy import Index, LargeBinary, PrimaryKeyConstraint, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -242,3 +242,76 @@ class PaperProtectionRow(SQLModel, table=True):
     take_profit: float | None = None
     trailing_pct: float | None = None
     high_water: float
+
+
+class ModelRow(SQLModel, table=True):
+    """A registered forecasting model; JSON columns hold hyperparameters, horizons, metrics."""
+
+    __tablename__ = "ml_model"
+    __table_args__ = (Index("ix_ml_model_series", "venue", "symbol", "timeframe"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    venue: str
+    symbol: str
+    timeframe: str
+    architecture: str
+    hyperparameters: str
+    feature_set: str
+    horizons: str
+    train_start: int
+    train_end: int
+    data_fingerprint: str
+    metrics: str
+    verdict: str
+    has_skill: bool
+    weights_file: str
+    created_at: int
+    active: bool
+    trading_override: bool
+
+
+class ModelActivationRow(SQLModel, table=True):
+    """One activation of a model; rolling back removes the latest and reactivates the one
+    before it."""
+
+    __tablename__ = "ml_activation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="ml_model.id")
+    activated_at: int
+
+
+class PredictionRow(SQLModel, table=True):
+    """A stored forecast; ``realised_return`` is filled in once its horizon has passed."""
+
+    __tablename__ = "ml_prediction"
+    __table_args__ = (PrimaryKeyConstraint("model_id", "made_from", "horizon_bars"),)
+
+    model_id: int = Field(foreign_key="ml_model.id")
+    made_from: int
+    horizon_bars: int
+    expected_return: float
+    quantile_10: float
+    quantile_50: float
+    quantile_90: float
+    prob_up: float
+    created_at: int
+    realised_return: float | None = None
+
+
+class ScheduleRow(SQLModel, table=True):
+    """A retraining schedule for one architecture on one series."""
+
+    __tablename__ = "ml_schedule"
+    __table_args__ = (UniqueConstraint("venue", "symbol", "timeframe", "architecture"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    venue: str
+    symbol: str
+    timeframe: str
+    architecture: str
+    daily_at: str | None = None
+    every_candles: int | None = None
+    refresh_data: bool
+    enabled: bool
+    last_run_at: int | None = None
