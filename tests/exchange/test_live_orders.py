@@ -1,4 +1,5 @@
-"""Live trading end to end: the order manager, the ccxt venue and the exchange emulator.
+"""Live trading end to end: the order manager, the ccxt venue and the exchange emulator;
+and paper trading on the emulator's prices.
 
 The ledger of the emulator is the truth. After every scenario each of our stored orders exists
 there exactly once with the same state, the stored fills are exactly the ledger's trades, and
@@ -9,20 +10,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
 from terminal.core.bus import EventBus
+from terminal.core.clock import ManualClock
 from terminal.core.events import ErrorRaised
 from terminal.core.intents import OrderIntent
-from terminal.core.model import OrderSide, OrderStatus, OrderType
+from terminal.core.model import Order, OrderSide, OrderStatus, OrderType, Timeframe, to_decimal
 from terminal.core.orders import OrderManager
+from terminal.core.ports import OrderRequest
 from terminal.core.risk import RiskLimits, RiskManager
 from terminal.core.storage import Store
 from terminal.core.storage.orders import TradingMode
 from terminal.exchange.ccxt_venue import CcxtVenue
+from terminal.exchange.paper import PaperVenue
 from tests.exchange.conftest import VenueFactory
 from tests.exchange.emulator import ExchangeEmulator
 from tests.factories import make_series
@@ -161,3 +166,35 @@ def test_an_order_of_unknown_fate_stays_pending_until_reconcile_settles_it(
         assert market.calls[CREATE] == creates
         assert any("could not tell whether order" in e.message for e in errors)
         assert_store_agrees_with_ledger(store, market)
+
+
+def test_paper_trades_on_a_real_exchanges_prices_and_never_sends_it_an_order(
+        tmp_path: Path, emulator: ExchangeEmulator, make_venue: VenueFactory) -> None:
+    series = make_series(12, price=30000)
+    emulator.set_candles("BTCUSDT", "1m", series)
+    emulator.deposit("USDT", "10000")
+    minute = Timeframe.M1.ms
+    # Candles 0-9 have closed; the paper account first sees the exchange at that moment.
+    clock = ManualClock(int(series.open_time[10]))
+    exchange = make_venue()
+
+    async def scenario() -> Order:
+        try:
+            with Store.open(tmp_path) as store:
+                paper = PaperVenue(store, exchange, clock=clock)
+                await paper.catch_up([BTC])
+                order = await paper.submit_order(OrderRequest(
+                    "paper-1", BTC, OrderSide.BUY, OrderType.MARKET, Decimal("0.01")))
+                assert order.status is OrderStatus.OPEN  # it waits for the next price
+                clock.advance(minute)
+                await paper.catch_up([BTC])
+                filled = await paper.fetch_order(BTC, "paper-1")
+                assert filled is not None
+                (fill,) = await paper.fetch_fills(BTC)
+                assert fill.price == to_decimal(float(series.open[10]))
+                return filled
+        finally:
+            await exchange.close()
+
+    assert asyncio.run(scenario()).status is OrderStatus.FILLED
+    assert emulator.calls[CREATE] == 0 and emulator.all_orders() == []
