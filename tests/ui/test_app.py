@@ -60,7 +60,7 @@ def test_the_built_app_loads_history_and_follows_the_live_market(qapp, data_dir:
         return updates
 
     try:
-        updates = run_on_qt_loop(qapp, scenario())
+        run_on_qt_loop(qapp, scenario())
     finally:
         window.close()
     assert window.chart.bar_count >= 1440 // 5 - 1  # a day of 5-minute candles
