@@ -101,6 +101,13 @@ class Terminal:
                 self.orders.update_price(symbol, float(price))
         self._unfollow = self.paper.follow(self.bus, self._filled)
         self.bus.subscribe(CandleUpdated, self._mark)
+        desk = self.window.trading_desk
+        if desk is not None:
+            for symbol in symbols:
+                price = self.paper.last_price(symbol)
+                if price is not None:
+                    desk.set_mark(symbol, float(price))
+            desk.start()
 
     def _filled(self, symbol: str, _fills: object) -> None:
         task = asyncio.create_task(self.orders.sync([symbol]), name=f"orders-sync-{symbol}")

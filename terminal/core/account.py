@@ -129,7 +129,8 @@ def equity_curve(fills: Sequence[Fill], prices: Mapping[str, PriceHistory], *,
         if history is not None:
             grid.update(t for t in history.times if first <= t < now_ms)
     amounts = dict.fromkeys(symbols, 0.0)
-    last_price = {f.symbol: float(f.price) for f in ordered}
+    # Where no candle has closed yet, a position is marked at its latest fill's price.
+    last_price: dict[str, float] = {}
     times: list[int] = []
     values: list[float] = []
     index = 0
@@ -138,6 +139,7 @@ def equity_curve(fills: Sequence[Fill], prices: Mapping[str, PriceHistory], *,
             fill = ordered[index]
             cash += flows[index]
             amounts[fill.symbol] += _base_change(fill)
+            last_price[fill.symbol] = float(fill.price)
             index += 1
         marked = sum(amount * _close_at(prices.get(symbol), time, last_price[symbol])
                      for symbol, amount in amounts.items() if amount)

@@ -25,10 +25,12 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDockWidget,
+    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QScrollArea,
     QSizePolicy,
     QSystemTrayIcon,
     QToolBar,
@@ -116,6 +118,16 @@ INDICATOR_TOGGLES = (
 
 def _utc_text(time_ms: int) -> str:
     return datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _scrolling(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area, so a small dock does not force the window to
+    grow (the ticket is tall, the backtest form wide)."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
 
 
 def _decimals(step: Decimal) -> int:
@@ -215,7 +227,6 @@ class MainWindow(QMainWindow):
 
     def _build_docks(self) -> None:
         self._watchlist = Watchlist(self)
-        self._watchlist.setMinimumHeight(170)
         self._watchlist.symbol_activated.connect(self._on_watchlist_symbol)
         self._notifications = NotificationCenter(self)
         self._notifications.unread_changed.connect(self._on_unread_changed)
@@ -237,7 +248,8 @@ class MainWindow(QMainWindow):
                 ("backtest", "Backtest", self._backtest_panel, bottom, "Ctrl+Shift+B")):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"{name}Dock")
-            dock.setWidget(widget)
+            wide = widget in (self._ticket, self._backtest_panel)
+            dock.setWidget(_scrolling(widget) if wide else widget)
             dock.setAllowedAreas(Qt.DockWidgetArea.AllDockWidgetAreas)
             toggle = dock.toggleViewAction()
             toggle.setText(f"{title} panel")
@@ -321,7 +333,6 @@ class MainWindow(QMainWindow):
                            if s.key.venue not in (self._service.venue.id, orders.venue.id))
         if self._symbol is not None and self._history_ready:
             self._desk.on_chart_symbol(self._symbol)
-        self._desk.refresh()
         return self._desk
 
     # -- what the trading desk asks of the window -------------------------------------------

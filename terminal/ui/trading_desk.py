@@ -92,9 +92,20 @@ class TradingDesk(QObject):
         history.query_changed.connect(lambda _q: self._show_history())
         history.exported.connect(self._on_exported)
         self._live = orders.venue.kind is VenueKind.LIVE
-        self._mode = orders.mode
+        self._started = False
 
     # -- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """The order manager has started (instruments loaded, account reconciled): show the
+        account and let the ticket ask for verdicts."""
+        self._started = True
+        self.refresh()
+        self._ticket.recheck()
+
+    @property
+    def started(self) -> bool:
+        return self._started
 
     def close(self) -> None:
         """Stop listening and cancel what is still running (the window is closing)."""
@@ -163,6 +174,9 @@ class TradingDesk(QObject):
     def _on_draft(self, draft: TicketDraft | None) -> None:
         self._preview_seq += 1
         if draft is None:
+            return
+        if not self._started:
+            self._ticket.show_verdict(False, "Trading starts once the market is loaded")
             return
         self._spawn(self._preview(draft, self._preview_seq), "ticket-preview")
 
@@ -291,6 +305,8 @@ class TradingDesk(QObject):
             self._refresh_timer.start()
 
     def _start_refresh(self) -> None:
+        if not self._started:
+            return
         if self._refreshing:
             self._refresh_again = True
             return

@@ -56,6 +56,8 @@ class DashboardPanel(QWidget):
             caption.setObjectName("CardTitle")
             value = QLabel("—")
             value.setObjectName("CardValue")
+            value.setMinimumWidth(10)
+            caption.setMinimumWidth(10)
             box = QVBoxLayout(card)
             box.setContentsMargins(10, 6, 10, 6)
             box.setSpacing(2)
@@ -83,7 +85,7 @@ class DashboardPanel(QWidget):
         self._balances.setShowGrid(False)
         self._balances.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self._balances.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self._balances.setMinimumWidth(300)
+        self._balances.setMinimumWidth(160)
         for column in (1, 2, 3):
             header = self._balances.horizontalHeaderItem(column)
             if header is not None:

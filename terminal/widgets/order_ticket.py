@@ -141,6 +141,9 @@ class OrderTicket(QWidget):
         self._amount = self._edit("0.00")
         self._unit = QComboBox()
         self._unit.setObjectName("TicketUnit")
+        self._unit.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self._unit.setMinimumContentsLength(7)
         amount_row = QHBoxLayout()
         amount_row.setSpacing(4)
         amount_row.addWidget(self._amount, 1)
@@ -153,6 +156,7 @@ class OrderTicket(QWidget):
             button.setObjectName("ShareButton")
             button.setToolTip(f"{share}% of what is available")
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.setMinimumWidth(30)
             button.clicked.connect(lambda _=False, s=share: self.set_share(s))
             shares.addWidget(button)
             self._share_buttons.append(button)
@@ -228,6 +232,7 @@ class OrderTicket(QWidget):
         edit = QLineEdit()
         edit.setPlaceholderText(placeholder)
         edit.setAlignment(Qt.AlignmentFlag.AlignRight)
+        edit.setMinimumWidth(60)
         return edit
 
     def _edits(self) -> tuple[QLineEdit, ...]:
@@ -276,6 +281,11 @@ class OrderTicket(QWidget):
         self._result.setText(text)
         self._restyle(self._result)
         self._update_send()
+
+    def recheck(self) -> None:
+        """Ask for a new verdict on the ticket as it is (the account or the rules changed)."""
+        if self._symbol:
+            self._changed()
 
     def set_busy(self, busy: bool) -> None:
         """While an order is on its way the ticket does not send another."""

@@ -28,11 +28,13 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -175,10 +177,12 @@ class TradeHistoryPanel(QWidget):
         self._search.setObjectName("HistorySearch")
         self._search.setPlaceholderText("Search…")
         self._search.setClearButtonEnabled(True)
+        self._search.setMinimumWidth(60)
         self._export = QPushButton("Export CSV…")
         self._export.setToolTip("Write the trades shown to a CSV file")
         self._export.clicked.connect(self.choose_export_file)
-        filters = QHBoxLayout()
+        bar = QWidget()
+        filters = QHBoxLayout(bar)
         filters.setContentsMargins(8, 6, 8, 0)
         filters.setSpacing(6)
         for label, widget in (("From", self._from), ("to", self._to), (None, self._symbol),
@@ -213,7 +217,14 @@ class TradeHistoryPanel(QWidget):
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(6)
-        column.addLayout(filters)
+        # In a narrow dock the filter bar scrolls sideways instead of widening the window.
+        scroller = QScrollArea()
+        scroller.setWidget(bar)
+        scroller.setWidgetResizable(True)
+        scroller.setFrameShape(QFrame.Shape.NoFrame)
+        scroller.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroller.setFixedHeight(bar.sizeHint().height() + 4)
+        column.addWidget(scroller)
         column.addWidget(self._view, 1)
         column.addLayout(footer)
         self._up, self._down, self._muted = "#26a69a", "#ef5350", "#787b86"
@@ -237,6 +248,9 @@ class TradeHistoryPanel(QWidget):
     def _combo(tip: str) -> QComboBox:
         combo = QComboBox()
         combo.setToolTip(tip)
+        # The filter bar must fit narrow docks: combos shrink instead of widening the window.
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(6)
         combo.addItem(f"{tip.split()[0]}: {ANY}" if tip != "Paper or live" else f"Mode: {ANY}",
                       None)
         return combo
