@@ -58,7 +58,7 @@ def test_keys_are_saved_edited_and_deleted_in_the_keyring(qtbot, memory_keyring)
     assert dialog.listed == ["binance"]
     assert KeyStore().load("binance") == ApiCredentials("k" * 20, "s" * 30)
     assert "kkkk…kkkk" in dialog.result_text and "s" * 30 not in dialog.result_text
-    dialog._show.setChecked(True)  # noqa: SLF001
+    dialog._show.setChecked(True)
     assert not dialog.secrets_masked
     dialog.fill("nosuchexchange", "k" * 20, "s" * 30)
     assert not dialog.save()

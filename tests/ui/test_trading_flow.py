@@ -42,21 +42,21 @@ def test_a_paper_order_from_the_ticket_shows_in_positions_history_and_dashboard(
         await _until(lambda: ticket.symbol == "BTC/USDT" and desk.marks.get("BTC/USDT"),
                      what="a live price")
         # Bad input is refused at once, nothing is sent.
-        qtbot.keyClicks(ticket._amount, "abc")  # noqa: SLF001
+        qtbot.keyClicks(ticket._amount, "abc")
         await _until(lambda: "must be a number" in ticket.verdict_text, what="input error")
         assert not ticket.can_send
         ticket.clear()
         # A buy of 0.01 BTC: the risk manager approves, Enter sends it.
-        ticket._amount.setText("0.01")  # noqa: SLF001
+        ticket._amount.setText("0.01")
         await _until(lambda: ticket.verdict_text.startswith("Approved"), what="approval")
-        qtbot.keyClick(ticket._amount, Qt.Key.Key_Return)  # noqa: SLF001
+        qtbot.keyClick(ticket._amount, Qt.Key.Key_Return)
         await _until(lambda: window.positions_panel.positions_table.rowCount() == 1,
                      what="the position")
         await _until(lambda: ticket.result_text.startswith(("Filled", "Placed")),
                      what="the result")
         # Sell it again from the ticket: one closed trade in the history.
-        ticket._sell.click()  # noqa: SLF001
-        ticket._amount.setText("0.01")  # noqa: SLF001
+        ticket._sell.click()
+        ticket._amount.setText("0.01")
         await _until(lambda: ticket.verdict_text.startswith("Approved"), what="sell approval")
         ticket.submit()
         await _until(lambda: window.history_panel.model.rowCount() == 1, what="a trade")
@@ -65,10 +65,10 @@ def test_a_paper_order_from_the_ticket_shows_in_positions_history_and_dashboard(
         await _until(lambda: window.dashboard.value_text("trades") == "1",
                      what="the dashboard")
         # Too large: the risk manager says how it would reduce it. Too small: refused, why.
-        ticket._buy.click()  # noqa: SLF001
-        ticket._amount.setText("1000")  # noqa: SLF001
+        ticket._buy.click()
+        ticket._amount.setText("1000")
         await _until(lambda: "reduced from 1000" in ticket.verdict_text, what="a reduction")
-        ticket._amount.setText("0.0000001")  # noqa: SLF001
+        ticket._amount.setText("0.0000001")
         await _until(lambda: ticket.verdict_text.startswith("Refused"), what="a refusal")
         await terminal.shutdown()
 

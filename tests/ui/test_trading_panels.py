@@ -35,7 +35,7 @@ def ticket(qtbot) -> OrderTicket:
 
 def drafts(qtbot, ticket: OrderTicket, text: str) -> object:
     with qtbot.waitSignal(ticket.draft_changed, timeout=2000) as blocker:
-        ticket._amount.setText(text)  # noqa: SLF001
+        ticket._amount.setText(text)
     return blocker.args[0]
 
 
@@ -43,11 +43,11 @@ def test_the_ticket_turns_input_into_a_draft_and_converts_a_share(qtbot, ticket)
     draft = drafts(qtbot, ticket, "0.1")
     assert draft == TicketDraft("BTC/USDT", OrderSide.BUY, OrderType.MARKET, 0.1)
     ticket.set_share(50)  # 50% of 10,000 USDT at 50,000
-    qtbot.waitUntil(lambda: "0.1 BTC" in ticket._estimate.text())  # noqa: SLF001
+    qtbot.waitUntil(lambda: "0.1 BTC" in ticket._estimate.text())
     assert ticket.draft().amount == pytest.approx(0.1)
-    ticket._sell.click()  # noqa: SLF001 — a sell's share is of the BTC held
+    ticket._sell.click()
     assert ticket.draft().amount == pytest.approx(0.25)
-    assert ticket._unit.currentText() == "% of BTC"  # noqa: SLF001
+    assert ticket._unit.currentText() == "% of BTC"
 
 
 @pytest.mark.parametrize(("setup", "message"), [
@@ -65,14 +65,14 @@ def test_bad_ticket_input_is_named_and_cannot_be_sent(qtbot, ticket, setup, mess
 
 
 def test_a_limit_order_needs_its_price_and_draws_its_lines(qtbot, ticket) -> None:
-    ticket._type.setCurrentIndex(1)  # noqa: SLF001 — limit
-    ticket._amount.setText("0.1")  # noqa: SLF001
+    ticket._type.setCurrentIndex(1)
+    ticket._amount.setText("0.1")
     qtbot.waitUntil(lambda: "enter the limit price" in ticket.verdict_text.lower())
     with qtbot.waitSignal(ticket.lines_changed) as blocker:
-        ticket._limit.setText("49000")  # noqa: SLF001
-    ticket._take_profit.setText("52000")  # noqa: SLF001
+        ticket._limit.setText("49000")
+    ticket._take_profit.setText("52000")
     with qtbot.waitSignal(ticket.lines_changed) as blocker:
-        ticket._stop_loss.setText("48000")  # noqa: SLF001
+        ticket._stop_loss.setText("48000")
     kinds = {line.kind: line.price for line in blocker.args[0]}
     assert kinds == {"entry": 49000.0, "take_profit": 52000.0, "stop_loss": 48000.0}
     assert ticket.draft().price == 49000.0
@@ -82,23 +82,23 @@ def test_enter_sends_only_an_approved_ticket_and_escape_clears(qtbot, ticket) ->
     sent: list[TicketDraft] = []
     ticket.submitted.connect(sent.append)
     drafts(qtbot, ticket, "0.1")
-    qtbot.keyClick(ticket._amount, Qt.Key.Key_Return)  # noqa: SLF001
+    qtbot.keyClick(ticket._amount, Qt.Key.Key_Return)
     assert sent == []  # no verdict yet
     ticket.show_verdict(False, "Refused: daily loss limit reached")
-    qtbot.keyClick(ticket._amount, Qt.Key.Key_Return)  # noqa: SLF001
+    qtbot.keyClick(ticket._amount, Qt.Key.Key_Return)
     assert sent == [] and "daily loss" in ticket.verdict_text
     ticket.show_verdict(True, "Approved: buy 0.1 BTC")
-    qtbot.keyClick(ticket._amount, Qt.Key.Key_Return)  # noqa: SLF001
+    qtbot.keyClick(ticket._amount, Qt.Key.Key_Return)
     assert [d.amount for d in sent] == [0.1]
-    qtbot.keyClick(ticket._amount, Qt.Key.Key_Escape)  # noqa: SLF001
-    assert ticket._amount.text() == "" and not ticket.can_send  # noqa: SLF001
+    qtbot.keyClick(ticket._amount, Qt.Key.Key_Escape)
+    assert ticket._amount.text() == "" and not ticket.can_send
 
 
 def test_enter_right_after_typing_sends_once_the_verdict_approves(qtbot, ticket) -> None:
     sent: list[TicketDraft] = []
     ticket.submitted.connect(sent.append)
-    ticket._amount.setText("0.2")  # noqa: SLF001
-    qtbot.keyClick(ticket._amount, Qt.Key.Key_Return)  # noqa: SLF001
+    ticket._amount.setText("0.2")
+    qtbot.keyClick(ticket._amount, Qt.Key.Key_Return)
     assert sent == []
     ticket.show_verdict(True, "Approved")
     assert [d.amount for d in sent] == [0.2]
@@ -167,7 +167,7 @@ def test_history_searches_totals_and_exports_what_is_shown(qtbot, tmp_path: Path
     assert query.end_ms - query.start_ms == 8 * 24 * HOUR
     # A start after the end is named, not queried.
     count = len(queries)
-    panel._from.setDate(panel._to.date().addDays(3))  # noqa: SLF001
+    panel._from.setDate(panel._to.date().addDays(3))
     assert len(queries) == count and "after the end" in panel.message
 
 
