@@ -156,7 +156,7 @@ class ImportDialog(QDialog):
         form.addRow("", self._skip)
 
         self._status = QLabel("")
-        self._status.setObjectName("Heading")
+        self._status.setObjectName("ImportStatus")
         self._status.setWordWrap(True)
         self._report = QPlainTextEdit()
         self._report.setObjectName("ImportReport")
@@ -276,6 +276,8 @@ class ImportDialog(QDialog):
     def _on_failed(self, report: ImportReport | None, message: str) -> None:
         self._running = False
         self._import_button.setEnabled(True)
+        # The importer names the command line's option; here it is the check box.
+        message = message.replace("(--skip-bad-rows)", "(the check box above)")
         self._set_status(f"Rejected, nothing stored: {message}", False)
         if report is not None:
             self._report.setPlainText("\n".join(summary_lines(report, shown=len(report.rejected)

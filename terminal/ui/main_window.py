@@ -267,7 +267,7 @@ class MainWindow(QMainWindow):
         docks["ticket"].raise_()
         docks["positions"].raise_()
         self.resizeDocks([docks["watchlist"]], [330], Qt.Orientation.Horizontal)
-        self.resizeDocks([docks["watchlist"], docks["ticket"]], [260, 500],
+        self.resizeDocks([docks["watchlist"], docks["ticket"]], [200, 560],
                          Qt.Orientation.Vertical)
         self.resizeDocks([docks["positions"]], [250], Qt.Orientation.Vertical)
         # Backtests are run now and then: the panel starts closed, View → Backtest opens it.

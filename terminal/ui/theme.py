@@ -215,8 +215,9 @@ QLabel#TicketVerdict[verdict="refused"] {{ color: {t.down}; }}
 QLabel#TicketVerdict[verdict="muted"] {{ color: {t.text_muted}; }}
 QLabel#TicketResult[ok="true"], QLabel#KeyTestResult[ok="true"] {{ color: {t.up}; }}
 QLabel#TicketResult[ok="false"], QLabel#KeyTestResult[ok="false"] {{ color: {t.down}; }}
-QLabel#Heading[ok="true"] {{ color: {t.up}; }}
-QLabel#Heading[ok="false"] {{ color: {t.down}; }}
+QLabel#ImportStatus {{ color: {t.text_bright}; font-weight: 600; }}
+QLabel#ImportStatus[ok="true"] {{ color: {t.up}; }}
+QLabel#ImportStatus[ok="false"] {{ color: {t.down}; }}
 QLabel#WithdrawWarning[level="danger"], QLabel#KeysBanner {{
     color: {t.down}; border: 1px solid {t.down}; border-radius: 4px; padding: 6px;
 }}

@@ -250,7 +250,7 @@ class TradeHistoryPanel(QWidget):
         combo.setToolTip(tip)
         # The filter bar must fit narrow docks: combos shrink instead of widening the window.
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(6)
+        combo.setMinimumContentsLength(11)
         combo.addItem(f"{tip.split()[0]}: {ANY}" if tip != "Paper or live" else f"Mode: {ANY}",
                       None)
         return combo
