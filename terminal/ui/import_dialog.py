@@ -43,7 +43,7 @@ from terminal.exchange.importers import (
     read_candle_file,
     venue_id,
 )
-from terminal.widgets.forms import FieldBox
+from terminal.widgets.forms import FieldBox, show_state
 
 log = logging.getLogger(__name__)
 
@@ -284,10 +284,7 @@ class ImportDialog(QDialog):
                                                               + len(report.duplicates))))
 
     def _set_status(self, text: str, ok: bool | None) -> None:
-        self._status.setProperty("ok", ok)
-        self._status.setText(text)
-        self._status.style().unpolish(self._status)
-        self._status.style().polish(self._status)
+        show_state(self._status, text, "ok", ok)
 
     @property
     def status_text(self) -> str:

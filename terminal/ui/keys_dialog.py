@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from terminal.core.errors import TerminalError
 from terminal.core.secrets import ApiCredentials, KeyringUnavailable, KeyStore, check_exchange_id
+from terminal.widgets.forms import show_state
 
 if TYPE_CHECKING:
     from terminal.exchange.key_check import KeyCheck, VenueFactory
@@ -345,17 +346,11 @@ class KeysDialog(QDialog):
             text = (f"Withdrawal permission: unknown — {check.exchange_id} does not report it"
                     f" through ccxt{reason}. Check the key's settings on the exchange.")
             level = "unknown"
-        self._withdraw.setProperty("level", level)
-        self._withdraw.setText(text)
-        self._withdraw.style().unpolish(self._withdraw)
-        self._withdraw.style().polish(self._withdraw)
+        show_state(self._withdraw, text, "level", level)
         self._withdraw.show()
 
     def _set_result(self, text: str, ok: bool | None) -> None:
-        self._result.setProperty("ok", ok)
-        self._result.setText(text)
-        self._result.style().unpolish(self._result)
-        self._result.style().polish(self._result)
+        show_state(self._result, text, "ok", ok)
 
     @property
     def result_text(self) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QTimer
@@ -420,13 +419,6 @@ class TradingDesk(QObject):
         self._marks[symbol] = price
         if symbol == self._ticket.symbol:
             self._ticket.set_last_price(price)
-
-    @property
-    def balances(self) -> list[Balance]:
-        return list(self._balances)
-
-    def balance(self, currency: str) -> Decimal:
-        return next((b.total for b in self._balances if b.currency == currency), Decimal(0))
 
 
 def _sentence(text: str) -> str:

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from terminal.core.model import OrderSide, OrderType
 from terminal.widgets.chart_layers import PriceLine
+from terminal.widgets.forms import show_state
 
 #: Order types the ticket offers, with their labels.
 TICKET_TYPES = ((OrderType.MARKET, "Market"), (OrderType.LIMIT, "Limit"),
@@ -283,9 +284,7 @@ class OrderTicket(QWidget):
     def show_result(self, ok: bool, text: str) -> None:
         """What became of the last order sent."""
         self._busy = False
-        self._result.setProperty("ok", ok)
-        self._result.setText(text)
-        self._restyle(self._result)
+        show_state(self._result, text, "ok", ok)
         self._update_send()
 
     def recheck(self) -> None:
@@ -297,9 +296,7 @@ class OrderTicket(QWidget):
         """While an order is on its way the ticket does not send another."""
         self._busy = busy
         if busy:
-            self._result.setProperty("ok", None)
-            self._result.setText("Sending…")
-            self._restyle(self._result)
+            show_state(self._result, "Sending…", "ok", None)
         self._update_send()
 
     # -- reading ----------------------------------------------------------------------------
@@ -520,10 +517,8 @@ class OrderTicket(QWidget):
 
     def _set_verdict(self, text: str, *, ok: bool, muted: bool = False) -> None:
         self._verdict_ok = ok
-        self._verdict.setProperty("verdict", "muted" if muted or not text else
-                                  "ok" if ok else "refused")
-        self._verdict.setText(text)
-        self._restyle(self._verdict)
+        show_state(self._verdict, text, "verdict",
+                   "muted" if muted or not text else "ok" if ok else "refused")
         self._update_send()
 
     def _format_price(self, price: float) -> str:

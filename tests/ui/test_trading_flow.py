@@ -10,9 +10,10 @@ import pytest
 from PySide6.QtCore import Qt
 
 from terminal.app import build_terminal
-from terminal.core.model import OrderStatus
+from terminal.core.model import OrderStatus, VenueKind
 from terminal.core.settings import SimulatedMarketSettings
 from terminal.core.storage import Store
+from terminal.exchange.paper import PaperVenue
 from terminal.ui.import_dialog import ImportDialog
 from tests.ui.test_app import FAST, run_on_qt_loop
 
@@ -134,3 +135,43 @@ def test_a_csv_is_imported_from_the_window_and_charted(qapp, qtbot, data_dir: Pa
     finally:
         window.close()
         terminal.store.close()
+
+
+def test_a_live_order_waits_for_confirmation(qapp, qtbot, data_dir: Path, monkeypatch) -> None:
+    # The paper venue dressed as a live one: what the desk checks is the venue's kind.
+    monkeypatch.setattr(PaperVenue, "kind", property(lambda _self: VenueKind.LIVE))
+    terminal = build_terminal(str(data_dir), FAST, market=SimulatedMarketSettings(history_days=1))
+    window = terminal.window
+    window.show()
+    ticket = window.order_ticket
+    desk = window.trading_desk
+    assert desk is not None
+
+    def orders() -> int:
+        return len(terminal.store.orders.orders(venue=terminal.paper.id))
+
+    async def scenario() -> None:
+        terminal.bus.bind_loop(asyncio.get_running_loop())
+        await terminal.start_service()
+        await _until(lambda: desk.marks.get(ticket.symbol), what="a live price")
+        assert "LIVE" in ticket._send.text()
+        ticket._amount.setText("0.01")
+        await _until(lambda: ticket.verdict_text.startswith("Approved"), what="approval")
+        ticket.submit()
+        confirm = desk.confirmation
+        assert confirm is not None and confirm.isVisible()
+        assert "real money" in confirm.text()
+        await asyncio.sleep(0.2)
+        assert orders() == 0  # nothing is sent before the user confirms
+        confirm.reject()
+        await asyncio.sleep(0.2)
+        assert orders() == 0
+        ticket.submit()
+        desk.confirmation.accept()
+        await _until(lambda: orders() == 1, what="the confirmed order")
+        await terminal.shutdown()
+
+    try:
+        run_on_qt_loop(qapp, scenario(), timeout_s=60)
+    finally:
+        window.close()
