@@ -33,7 +33,8 @@ from terminal.core.clock import SystemClock
 from terminal.core.errors import InvalidArgument, TerminalError
 from terminal.core.events import CandleUpdated, ErrorRaised
 from terminal.core.fills import FillModel
-from terminal.core.model import Timeframe
+from terminal.core.intents import OrderIntent
+from terminal.core.model import OrderSide, OrderType, Timeframe
 from terminal.core.orders import OrderManager
 from terminal.core.paths import APP_DISPLAY_NAME, APP_NAME, resolve_data_dir
 from terminal.core.risk import RiskLimits, RiskManager
@@ -100,6 +101,13 @@ class Terminal:
                 self.orders.update_price(symbol, float(price))
         self._unfollow = self.paper.follow(self.bus, self._filled)
         self.bus.subscribe(CandleUpdated, self._mark)
+        desk = self.window.trading_desk
+        if desk is not None:
+            for symbol in symbols:
+                price = self.paper.last_price(symbol)
+                if price is not None:
+                    desk.set_mark(symbol, float(price))
+            desk.start()
 
     def _filled(self, symbol: str, _fills: object) -> None:
         task = asyncio.create_task(self.orders.sync([symbol]), name=f"orders-sync-{symbol}")
@@ -208,6 +216,7 @@ def build_terminal(data_dir: str | None, sim_speed: float | None, *,
         orders = OrderManager(paper, store, bus,
                               RiskManager(risk, fee_rate=fill_model.fees.taker),
                               mode=TradingMode.PAPER, clock=venue)
+        window.attach_trading(orders, clock=venue)
     except BaseException:
         store.close()
         raise
@@ -300,6 +309,33 @@ async def _serve(terminal: Terminal) -> int:
     return EXIT_OK
 
 
+async def _place_demo_orders(terminal: Terminal, symbol: str) -> None:
+    """A market buy, a sell of part of it (one closed trade) and a resting limit buy below
+    the market, on the paper account: what the README picture shows."""
+    price = terminal.paper.last_price(symbol)
+    if price is None:
+        return
+    orders = terminal.orders
+
+    async def market(side: OrderSide, amount: float) -> None:
+        placed = await orders.submit(OrderIntent(symbol, side, terminal.venue.now_ms(),
+                                                 amount=amount))
+        order = placed.order
+        for _ in range(150):  # a market order fills on the next live minute at the latest
+            record = None if order is None else terminal.store.orders.get(
+                order.client_order_id)
+            if record is None or record.order.status.is_final:
+                return
+            await asyncio.sleep(0.02)
+
+    await market(OrderSide.BUY, 0.05)
+    await market(OrderSide.SELL, 0.02)
+    await market(OrderSide.BUY, 0.03)
+    await orders.submit(OrderIntent(symbol, OrderSide.BUY, terminal.venue.now_ms(),
+                                    type=OrderType.LIMIT, amount=0.02,
+                                    price=float(price) * 0.985))
+
+
 def _tray_icon(window: MainWindow) -> QSystemTrayIcon | None:
     """A system-tray icon for desktop notifications, where the desktop has a tray."""
     if not QSystemTrayIcon.isSystemTrayAvailable() or not QSystemTrayIcon.supportsMessages():
@@ -372,11 +408,12 @@ def _describe(error: BaseException) -> str:
 
 def save_screenshot(output: Path, *, data_dir: str | None, sim_speed: float | None,
                     size: tuple[int, int], symbol: str | None = None,
-                    timeframe: Timeframe | None = None) -> Path:
+                    timeframe: Timeframe | None = None, demo_orders: bool = False) -> Path:
     """Render the main window with its history loaded into a PNG of ``size`` pixels.
 
     Works without a display when the offscreen platform is chosen before the first Qt call.
     The window is laid out but never shown on screen, and nothing is remembered.
+    ``demo_orders`` places a few paper orders first (see :func:`_place_demo_orders`).
     """
     if output.suffix.lower() != ".png":
         raise InvalidArgument(f"the screenshot must be a .png file, not {output.name}")
@@ -390,7 +427,7 @@ def save_screenshot(output: Path, *, data_dir: str | None, sim_speed: float | No
     try:
         with loop:
             image = loop.run_until_complete(
-                _render(terminal, size, symbol, timeframe))
+                _render(terminal, size, symbol, timeframe, demo_orders))
     finally:
         asyncio.set_event_loop(None)
         terminal.window.close()
@@ -401,7 +438,7 @@ def save_screenshot(output: Path, *, data_dir: str | None, sim_speed: float | No
 
 
 async def _render(terminal: Terminal, size: tuple[int, int], symbol: str | None,
-                  timeframe: Timeframe | None) -> QImage:
+                  timeframe: Timeframe | None, demo_orders: bool = False) -> QImage:
     terminal.bus.bind_loop(asyncio.get_running_loop())
     window = terminal.window
     window.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
@@ -417,6 +454,16 @@ async def _render(terminal: Terminal, size: tuple[int, int], symbol: str | None,
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(live.wait(), _SCREENSHOT_LIVE_WAIT_S)
         unsubscribe()
+        await terminal.start_trading()
+        if demo_orders:
+            await _place_demo_orders(terminal, window.symbol or "")
+        trading = window.trading_desk
+        if trading is not None:
+            trading.refresh()
+            for _ in range(100):  # the panels refresh on the loop, off this task
+                await asyncio.sleep(0.02)
+                if not trading.busy and not trading.refresh_pending:
+                    break
         # Let the loop run pending layout and paint events (processEvents() here would run
         # other tasks' steps inside this one, which asyncio does not survive).
         await asyncio.sleep(_SCREENSHOT_SETTLE_S)

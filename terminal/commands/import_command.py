@@ -64,8 +64,9 @@ def _show(report: ImportReport, *, as_json: bool) -> None:
         sys.stdout.write("".join(f"{line}\n" for line in summary_lines(report)))
 
 
-def summary_lines(report: ImportReport) -> list[str]:
-    """The human-readable report, one string per line."""
+def summary_lines(report: ImportReport, shown: int = SHOWN_DETAILS) -> list[str]:
+    """The human-readable report, one string per line, listing up to ``shown`` duplicates and
+    rejected rows."""
     if report.error is not None:
         head = "rejected, nothing stored"
     elif report.dry_run:
@@ -86,26 +87,26 @@ def summary_lines(report: ImportReport) -> list[str]:
                      f" {report.unchanged:,} unchanged")
     lines.append(f"  duplicates:  {len(report.duplicates):,} ({report.conflicting_duplicates:,}"
                  " with different values; the first row in the file was kept)")
-    for dup in report.duplicates[:SHOWN_DETAILS]:
+    for dup in report.duplicates[:shown]:
         kind = "different values" if dup.conflicting else "identical"
         lines.append(f"    {format_ms(dup.open_time)}: kept line {dup.kept_line}, dropped line"
                      f" {dup.dropped_line} ({kind})")
-    lines.extend(_more(len(report.duplicates)))
+    lines.extend(_more(len(report.duplicates), shown))
     lines.append(f"  gaps:        {len(report.gaps):,} ({report.missing_bars:,} missing bars,"
                  " not filled)")
     for gap in report.gaps:
         lines.append(f"    {format_ms(gap.start_ms)} to {format_ms(gap.end_ms)}:"
                      f" {gap.missing:,} missing")
     lines.append(f"  rejected:    {len(report.rejected):,} rows")
-    for row in report.rejected[:SHOWN_DETAILS]:
+    for row in report.rejected[:shown]:
         lines.append(f"    line {row.line}: {row.reason}")
-    lines.extend(_more(len(report.rejected)))
+    lines.extend(_more(len(report.rejected), shown))
     if report.notes:
         lines.append("  notes:")
         lines.extend(f"    {note}" for note in report.notes)
     return lines
 
 
-def _more(count: int) -> list[str]:
-    hidden = count - SHOWN_DETAILS
+def _more(count: int, shown: int) -> list[str]:
+    hidden = count - shown
     return [f"    ... and {hidden:,} more (--json lists all)"] if hidden > 0 else []

@@ -25,6 +25,10 @@ def register(commands: Any) -> None:
     parser.add_argument("--symbol", help="pair to chart, such as BTC/USDT (default: the first)")
     parser.add_argument("--timeframe", type=_timeframe, metavar="TF",
                         help="candle length: 1m, 5m, 15m, 30m, 1h, 4h or 1d (default: 5m)")
+    parser.add_argument("--demo-orders", action="store_true",
+                        help="place a few paper orders first (a buy, a partial sell, a resting"
+                             " limit) so the trading panels have something to show; they are"
+                             " real orders of this data folder's paper account")
     parser.set_defaults(run=run_screenshot)
 
 
@@ -37,7 +41,7 @@ def run_screenshot(args: argparse.Namespace) -> int:
     symbol = normalize_symbol(args.symbol) if args.symbol else None
     path = save_screenshot(as_path(args.output), data_dir=args.data_dir,
                            sim_speed=args.sim_speed, size=args.size, symbol=symbol,
-                           timeframe=args.timeframe)
+                           timeframe=args.timeframe, demo_orders=args.demo_orders)
     print(path)
     return EXIT_OK
 

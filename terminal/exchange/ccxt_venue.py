@@ -279,6 +279,20 @@ class CcxtVenue:
         raw = await self._call(self._exchange.fetch_balance, "fetch balances")
         return _to_balances(raw)
 
+    async def can_withdraw(self) -> bool | None:
+        """Whether the API key may withdraw funds, where the exchange says so (None: it
+        cannot tell through ccxt).
+
+        Binance answers through ``GET /sapi/v1/account/apiRestrictions``
+        (``enableWithdrawals``); ccxt has no unified call for key permissions.
+        """
+        ask = getattr(self._exchange, "sapi_get_account_apirestrictions", None)
+        if ask is None or not isinstance(self._exchange, ccxt_async.binance):
+            return None
+        raw = await self._call(ask, "read the API key's permissions")
+        value = raw.get("enableWithdrawals") if isinstance(raw, dict) else None
+        return value if isinstance(value, bool) else None
+
     async def submit_order(self, request: OrderRequest) -> Order:
         """Place ``request`` or return the order already placed under its client id.
 

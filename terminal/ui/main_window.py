@@ -13,7 +13,7 @@ import html
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,10 +25,12 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDockWidget,
+    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QScrollArea,
     QSizePolicy,
     QSystemTrayIcon,
     QToolBar,
@@ -38,6 +40,7 @@ from PySide6.QtWidgets import (
 from terminal import __version__
 from terminal.core.backtest import BacktestResult
 from terminal.core.bus import EventBus
+from terminal.core.clock import Clock, SystemClock
 from terminal.core.errors import InvalidArgument, TerminalError
 from terminal.core.events import (
     CandleClosed,
@@ -52,6 +55,7 @@ from terminal.core.events import (
     OrderUpdated,
 )
 from terminal.core.model import Candle, Instrument, OrderStatus, Timeframe, VenueKind
+from terminal.core.orders import OrderManager
 from terminal.core.paths import APP_DISPLAY_NAME
 from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.services import MarketDataService
@@ -59,11 +63,18 @@ from terminal.core.settings import Settings, SettingsFile
 from terminal.ui import theme
 from terminal.ui.backtest_runner import BacktestRunner
 from terminal.ui.dialogs import FirstRunWizard, IndicatorDialog, ShortcutsDialog
+from terminal.ui.import_dialog import ImportDialog
+from terminal.ui.keys_dialog import KeysDialog
 from terminal.ui.preferences import PreferencesDialog
+from terminal.ui.trading_desk import TradingDesk
 from terminal.widgets.backtest_panel import BacktestPanel, BacktestRequest
 from terminal.widgets.candle_chart import CandleChart
 from terminal.widgets.chart_layers import IndicatorSettings, Side, TradeMarker
+from terminal.widgets.dashboard import DashboardPanel
 from terminal.widgets.notifications import Notification, NotificationCenter, Severity
+from terminal.widgets.order_ticket import OrderTicket
+from terminal.widgets.positions import PositionsPanel
+from terminal.widgets.trade_history import TradeHistoryPanel
 from terminal.widgets.watchlist import Watchlist
 
 log = logging.getLogger(__name__)
@@ -88,7 +99,7 @@ _TIMEFRAME_NAMES = {
     Timeframe.D1: "1 day",
 }
 #: Bumped when the docks change, so a layout saved by an older release is not restored.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 #: Shortest time between two chart updates from the live stream (about 30 frames a second).
 FRAME_MS = 33
 #: 1-minute candles the watchlist is seeded with: its rolling 24 hours.
@@ -107,6 +118,16 @@ INDICATOR_TOGGLES = (
 
 def _utc_text(time_ms: int) -> str:
     return datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _scrolling(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area, so a small dock does not force the window to
+    grow (the ticket is tall, the backtest form wide)."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
 
 
 def _decimals(step: Decimal) -> int:
@@ -139,6 +160,12 @@ class MainWindow(QMainWindow):
         self._preferences = preferences or Settings()
         self._settings_file = settings_file
         self._trade_markers: dict[str, list[TradeMarker]] = {}
+        self._fill_markers: dict[str, list[TradeMarker]] = {}
+        self._desk: TradingDesk | None = None
+        self._clock: Clock = SystemClock()
+        self._imported: dict[str, SeriesKey] = {}
+        self._series_loader: Callable[[SeriesKey], CandleSeries] | None = None
+        self._static_key: SeriesKey | None = None
         self._tray: QSystemTrayIcon | None = None
         self._symbol: str | None = None
         self._timeframe = DEFAULT_TIMEFRAME
@@ -204,17 +231,25 @@ class MainWindow(QMainWindow):
         self._notifications = NotificationCenter(self)
         self._notifications.unread_changed.connect(self._on_unread_changed)
         self._backtest_panel = BacktestPanel(self)
+        self._ticket = OrderTicket(self)
+        self._positions_panel = PositionsPanel(self)
+        self._history_panel = TradeHistoryPanel(self)
+        self._dashboard = DashboardPanel(self)
         self._docks: dict[str, QDockWidget] = {}
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        bottom = Qt.DockWidgetArea.BottomDockWidgetArea
         for name, title, widget, area, keys in (
-                ("watchlist", "Watchlist", self._watchlist,
-                 Qt.DockWidgetArea.RightDockWidgetArea, "Ctrl+Shift+W"),
-                ("notifications", "Notifications", self._notifications,
-                 Qt.DockWidgetArea.RightDockWidgetArea, "Ctrl+Shift+N"),
-                ("backtest", "Backtest", self._backtest_panel,
-                 Qt.DockWidgetArea.BottomDockWidgetArea, "Ctrl+Shift+B")):
+                ("watchlist", "Watchlist", self._watchlist, right, "Ctrl+Shift+W"),
+                ("notifications", "Notifications", self._notifications, right, "Ctrl+Shift+N"),
+                ("ticket", "Order Ticket", self._ticket, right, "Ctrl+Shift+O"),
+                ("positions", "Positions", self._positions_panel, bottom, "Ctrl+Shift+P"),
+                ("history", "Trade History", self._history_panel, bottom, "Ctrl+Shift+H"),
+                ("dashboard", "Dashboard", self._dashboard, bottom, "Ctrl+Shift+D"),
+                ("backtest", "Backtest", self._backtest_panel, bottom, "Ctrl+Shift+B")):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"{name}Dock")
-            dock.setWidget(widget)
+            wide = widget in (self._ticket, self._backtest_panel)
+            dock.setWidget(_scrolling(widget) if wide else widget)
             dock.setAllowedAreas(Qt.DockWidgetArea.AllDockWidgetAreas)
             toggle = dock.toggleViewAction()
             toggle.setText(f"{title} panel")
@@ -222,19 +257,26 @@ class MainWindow(QMainWindow):
             toggle.setToolTip(f"Show or hide the {title.lower()} panel")
             self.addDockWidget(area, dock)
             self._docks[name] = dock
-        # As on trading platforms: the watchlist top right, what happened below it.
-        self.splitDockWidget(self._docks["watchlist"], self._docks["notifications"],
-                             Qt.Orientation.Vertical)
-        self.resizeDocks([self._docks["watchlist"]], [330], Qt.Orientation.Horizontal)
-        self.resizeDocks([self._docks["watchlist"], self._docks["notifications"]], [560, 300],
+        # As on trading platforms: the watchlist top right, the ticket below it (with what
+        # happened in a tab beside it); positions, history and the account along the bottom.
+        docks = self._docks
+        self.splitDockWidget(docks["watchlist"], docks["ticket"], Qt.Orientation.Vertical)
+        self.tabifyDockWidget(docks["ticket"], docks["notifications"])
+        for name in ("history", "dashboard", "backtest"):
+            self.tabifyDockWidget(docks["positions"], docks[name])
+        docks["ticket"].raise_()
+        docks["positions"].raise_()
+        self.resizeDocks([docks["watchlist"]], [330], Qt.Orientation.Horizontal)
+        self.resizeDocks([docks["watchlist"], docks["ticket"]], [200, 560],
                          Qt.Orientation.Vertical)
-        self.resizeDocks([self._docks["backtest"]], [400], Qt.Orientation.Vertical)
+        self.resizeDocks([docks["positions"]], [250], Qt.Orientation.Vertical)
         # Backtests are run now and then: the panel starts closed, View → Backtest opens it.
-        self._docks["backtest"].hide()
+        docks["backtest"].hide()
 
     @property
     def docks(self) -> dict[str, QDockWidget]:
-        """The panels by name: ``watchlist``, ``notifications``, ``backtest``."""
+        """The panels by name: ``watchlist``, ``notifications``, ``ticket``, ``positions``,
+        ``history``, ``dashboard``, ``backtest``."""
         return dict(self._docks)
 
     @property
@@ -252,6 +294,82 @@ class MainWindow(QMainWindow):
     @property
     def backtest_runner(self) -> BacktestRunner:
         return self._backtests
+
+    @property
+    def order_ticket(self) -> OrderTicket:
+        return self._ticket
+
+    @property
+    def positions_panel(self) -> PositionsPanel:
+        return self._positions_panel
+
+    @property
+    def history_panel(self) -> TradeHistoryPanel:
+        return self._history_panel
+
+    @property
+    def dashboard(self) -> DashboardPanel:
+        return self._dashboard
+
+    @property
+    def trading_desk(self) -> TradingDesk | None:
+        return self._desk
+
+    def attach_trading(self, orders: OrderManager, *, clock: Clock | None = None
+                       ) -> TradingDesk:
+        """Let the ticket, positions, history and dashboard panels work on ``orders``.
+
+        ``clock`` stamps new orders (the market's clock: a simulated market may run faster
+        than the wall clock).
+        """
+        if self._desk is not None:
+            raise InvalidArgument("the window already trades on an order manager")
+        self._clock = clock or SystemClock()
+        self._desk = TradingDesk(self, orders, ticket=self._ticket,
+                                 positions=self._positions_panel, history=self._history_panel,
+                                 dashboard=self._dashboard)
+        self._series_loader = orders.store.candles.load
+        self._add_imported(s.key for s in orders.store.candles.summaries()
+                           if s.key.venue not in (self._service.venue.id, orders.venue.id))
+        if self._symbol is not None and self._history_ready:
+            self._desk.on_chart_symbol(self._symbol)
+        return self._desk
+
+    # -- what the trading desk asks of the window -------------------------------------------
+
+    @property
+    def market_venue_id(self) -> str:
+        return self._service.venue.id
+
+    def market_now_ms(self) -> int:
+        return self._clock.now_ms()
+
+    def market_symbols(self) -> list[str]:
+        return list(self._service.symbols)
+
+    def market_history(self, symbol: str, timeframe: Timeframe, bars: int
+                       ) -> CandleSeries | None:
+        """The market's last ``bars`` candles of ``symbol`` (None when it has none)."""
+        try:
+            return self._service.history(symbol, timeframe, bars=bars)
+        except TerminalError:
+            return None
+
+    def price_decimals(self, symbol: str) -> int:
+        """Decimals of ``symbol``'s tick size (2 for a symbol the market does not know)."""
+        for instrument in self._service.instruments:
+            if instrument.symbol == symbol:
+                return _decimals(instrument.tick_size)
+        return 2
+
+    def set_fill_markers(self, symbol: str, markers: list[TradeMarker]) -> None:
+        """Our executions in ``symbol``, drawn with any backtest's trades."""
+        self._fill_markers[symbol] = markers
+        if symbol == self._symbol and self._static_key is None:
+            self._chart.set_trades(self._markers_of(symbol))
+
+    def _markers_of(self, symbol: str) -> list[TradeMarker]:
+        return [*self._trade_markers.get(symbol, []), *self._fill_markers.get(symbol, [])]
 
     def _action(self, text: str, keys: str | QKeySequence.StandardKey | None,
                 slot: Callable[[], object], tip: str = "") -> QAction:
@@ -313,6 +431,10 @@ class MainWindow(QMainWindow):
                                                 "Open the preferences")
         self._shortcuts_action = self._action("&Keyboard Shortcuts", "F1", self.show_shortcuts,
                                               "List the keyboard shortcuts")
+        self._import_action = self._action("&Import Candles…", "Ctrl+I", self.show_import,
+                                           "Import candles from a CSV file")
+        self._keys_action = self._action("&API Keys…", None, self.show_api_keys,
+                                         "Add, test or delete exchange API keys")
         self._wizard_action = self._action("&Getting Started…", None,
                                            self.show_first_run_wizard,
                                            "Show the first-run guide again")
@@ -354,6 +476,9 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self._import_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self._keys_action)
         file_menu.addAction(self._preferences_action)
         file_menu.addSeparator()
         file_menu.addAction(self._quit_action)
@@ -392,7 +517,8 @@ class MainWindow(QMainWindow):
                    self._latest_action, self._next_symbol_action, self._previous_symbol_action,
                    *self._indicator_actions.values(),
                    *(dock.toggleViewAction() for dock in self._docks.values()),
-                   self._theme_action, self._full_screen_action, self._preferences_action,
+                   self._theme_action, self._full_screen_action, self._import_action,
+                   self._preferences_action,
                    self._shortcuts_action, self._quit_action]
         return [action for action in actions if not action.shortcut().isEmpty()]
 
@@ -448,7 +574,8 @@ class MainWindow(QMainWindow):
             offered = ", ".join(tf.code for tf in TIMEFRAMES)
             raise InvalidArgument(f"the chart offers the timeframes {offered}, not {timeframe}")
         changed = (symbol not in (None, self._symbol)
-                   or timeframe not in (None, self._timeframe))
+                   or timeframe not in (None, self._timeframe)
+                   or self._static_key is not None)
         self._symbol = symbol or self._symbol
         self._timeframe = timeframe or self._timeframe
         self._timeframe_actions[self._timeframe].setChecked(True)
@@ -470,8 +597,95 @@ class MainWindow(QMainWindow):
 
     def _on_symbol_chosen(self, index: int) -> None:
         symbol = self._symbol_box.itemData(index)
-        if isinstance(symbol, str):
+        if isinstance(symbol, str) and symbol in self._imported:
+            try:
+                self.show_series(self._imported[symbol])
+            except TerminalError as error:
+                self.show_error(str(error))
+        elif isinstance(symbol, str):
             self.select(symbol=symbol)
+
+    # -- imported series --------------------------------------------------------------------
+
+    @property
+    def imported_series(self) -> list[SeriesKey]:
+        """Stored series of other venues (imported files) the symbol box offers."""
+        return list(self._imported.values())
+
+    def _add_imported(self, keys: Iterable[SeriesKey]) -> None:
+        for key in keys:
+            self._imported[f"{key.venue}:{key.symbol}:{key.timeframe.code}"] = key
+        self._list_imported()
+
+    def _list_imported(self) -> None:
+        box = self._symbol_box
+        if not box.isEnabled():
+            return  # listed with the venue's symbols once those are known
+        for item, key in sorted(self._imported.items()):
+            if box.findData(item) < 0:
+                if box.count() and box.findData(None) < 0:
+                    box.insertSeparator(box.count())
+                box.addItem(f"{key.symbol} · {key.timeframe.code} ({key.venue})", item)
+
+    def show_series(self, key: SeriesKey) -> None:
+        """Chart a stored series that no venue streams (an imported file), as it is stored."""
+        if self._series_loader is None:
+            raise InvalidArgument("no store is attached to read stored candles from")
+        series = self._series_loader(key)
+        if self._watching is not None:
+            self._service.unwatch(*self._watching)
+            self._watching = None
+        self._pending_candle = None
+        self._static_key = key
+        name = f"{key.symbol} · {key.timeframe.code} · {key.venue}"
+        self._chart.set_title(name)
+        self._chart.set_watermark(name)
+        self._chart.set_placeholder(f"No candles stored for {name}")
+        self._chart.set_history(series)
+        self._chart.set_trades([])
+        self._chart.set_order_lines([])
+        index = self._symbol_box.findData(f"{key.venue}:{key.symbol}:{key.timeframe.code}")
+        if index >= 0:
+            self._symbol_box.setCurrentIndex(index)
+        self.setWindowTitle(f"{name} — {APP_DISPLAY_NAME}  [{self._kind_label}]")
+        self._update_market_status()
+
+    @property
+    def static_series(self) -> SeriesKey | None:
+        """The stored series on the chart instead of the market's, if any."""
+        return self._static_key
+
+    def show_import(self) -> ImportDialog | None:
+        """File → Import candles: pick a CSV file and import it in the background."""
+        if self._desk is None:
+            self.show_error("importing needs the store, which is not open")
+            return None
+        dialog = ImportDialog(self._desk.store, self)
+        dialog.imported.connect(self._on_imported)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def _on_imported(self, key: SeriesKey) -> None:
+        self.notify(Severity.SUCCESS, "Candles imported",
+                    f"{key.symbol} {key.timeframe.code} stored under {key.venue}.",
+                    desktop=False)
+        if key.venue == self._service.venue.id:
+            if key.symbol == self._symbol:
+                self._load_chart()
+            return
+        self._add_imported([key])
+        try:
+            self.show_series(key)
+        except TerminalError as error:
+            self.show_error(str(error))
+
+    def show_api_keys(self) -> KeysDialog:
+        """File → API keys: add, edit, test and delete exchange keys (OS keyring)."""
+        dialog = KeysDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def _fill_symbols(self) -> None:
         """Offer the venue's instruments once the service has loaded them."""
@@ -482,6 +696,7 @@ class MainWindow(QMainWindow):
         for symbol in symbols:
             self._symbol_box.addItem(symbol, symbol)
         self._symbol_box.setEnabled(True)
+        self._list_imported()
         if self._symbol not in symbols:
             self._symbol = symbols[0]
         self._symbol_box.setCurrentIndex(self._symbol_box.findData(self._symbol))
@@ -514,9 +729,12 @@ class MainWindow(QMainWindow):
         forming = self._service.forming(symbol, timeframe)
         if forming is not None:
             self._chart.update_bar(forming)
-        self._chart.set_trades(self._trade_markers.get(symbol, []))
+        self._static_key = None
+        self._chart.set_trades(self._markers_of(symbol))
         self._watchlist.select_symbol(symbol)
         self._update_market_status()
+        if self._desk is not None:
+            self._desk.on_chart_symbol(symbol)
 
     @property
     def series_key(self) -> SeriesKey | None:
@@ -720,6 +938,10 @@ class MainWindow(QMainWindow):
                                        chosen.text_muted)
         self._backtest_panel.set_colors(chosen.accent, chosen.text_muted, chosen.up, chosen.down,
                                         chosen.background, chosen.text)
+        self._positions_panel.set_colors(chosen.up, chosen.down, chosen.text_muted)
+        self._history_panel.set_colors(chosen.up, chosen.down, chosen.text_muted)
+        self._dashboard.set_colors(chosen.up, chosen.down, chosen.text_muted, chosen.accent,
+                                   chosen.background, chosen.text)
         self._theme_action.setChecked(chosen.name == "light")
         self._style_venue_label()
         self._update_market_status()
@@ -877,7 +1099,7 @@ class MainWindow(QMainWindow):
         if result.timeframe in TIMEFRAMES:
             self.select(symbol=result.symbol, timeframe=result.timeframe)
         if result.symbol == self._symbol:
-            self._chart.set_trades(markers)
+            self._chart.set_trades(self._markers_of(result.symbol))
             if markers:
                 self._chart.scroll_to_time(markers[-1].time)
         self.notify(Severity.INFO, "Backtest finished", self._backtest_panel.status_text,
@@ -934,6 +1156,8 @@ class MainWindow(QMainWindow):
         for dialog in self.findChildren(QDialog):
             dialog.close()
         self._save_settings()
+        if self._desk is not None:
+            self._desk.close()
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         self._unsubscribers.clear()

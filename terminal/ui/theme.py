@@ -190,6 +190,45 @@ QPushButton:disabled {{ color: {t.text_muted}; background: {t.surface}; }}
 QPushButton#Primary {{ background: {t.accent}; border-color: {t.accent}; color: #ffffff; }}
 QPushButton#Primary:hover {{ background: {t.accent_hover}; }}
 QPushButton#Primary:disabled {{ background: {t.surface_raised}; color: {t.text_muted}; }}
+QLabel#TicketSymbol {{ color: {t.text_bright}; font-weight: 700; font-size: 11pt; }}
+QLabel#TicketPrice {{ color: {t.text_bright}; font-weight: 600; }}
+QPushButton#BuySide, QPushButton#SellSide {{
+    padding: 6px; font-weight: 700; color: {t.text_muted}; background: {t.surface};
+}}
+QPushButton#BuySide {{ border-radius: 4px 0 0 4px; }}
+QPushButton#SellSide {{ border-radius: 0 4px 4px 0; }}
+QPushButton#BuySide:checked {{ background: {t.up}; border-color: {t.up}; color: #ffffff; }}
+QPushButton#SellSide:checked {{ background: {t.down}; border-color: {t.down}; color: #ffffff; }}
+QPushButton#SendBuy, QPushButton#SendSell {{
+    padding: 8px; font-weight: 700; font-size: 10pt; color: #ffffff;
+}}
+QPushButton#SendBuy {{ background: {t.up}; border-color: {t.up}; }}
+QPushButton#SendSell {{ background: {t.down}; border-color: {t.down}; }}
+QPushButton#SendBuy:disabled, QPushButton#SendSell:disabled {{
+    background: {t.surface_raised}; border-color: {t.border_strong}; color: {t.text_muted};
+}}
+QPushButton#ShareButton {{ padding: 2px 4px; font-size: 8pt; color: {t.text_muted}; }}
+QPushButton#RowAction {{ padding: 1px 8px; font-size: 8pt; }}
+QFrame#TicketSeparator {{ color: {t.border}; }}
+QLabel#TicketVerdict[verdict="ok"] {{ color: {t.up}; }}
+QLabel#TicketVerdict[verdict="refused"] {{ color: {t.down}; }}
+QLabel#TicketVerdict[verdict="muted"] {{ color: {t.text_muted}; }}
+QLabel#TicketResult[ok="true"], QLabel#KeyTestResult[ok="true"] {{ color: {t.up}; }}
+QLabel#TicketResult[ok="false"], QLabel#KeyTestResult[ok="false"] {{ color: {t.down}; }}
+QLabel#ImportStatus {{ color: {t.text_bright}; font-weight: 600; }}
+QLabel#ImportStatus[ok="true"] {{ color: {t.up}; }}
+QLabel#ImportStatus[ok="false"] {{ color: {t.down}; }}
+QLabel#WithdrawWarning[level="danger"], QLabel#KeysBanner {{
+    color: {t.down}; border: 1px solid {t.down}; border-radius: 4px; padding: 6px;
+}}
+QLabel#WithdrawWarning[level="unknown"] {{ color: {t.warning}; }}
+QLabel#WithdrawWarning[level="ok"] {{ color: {t.up}; }}
+QFrame#DashboardCard {{
+    background: {t.surface}; border: 1px solid {t.border}; border-radius: 6px;
+}}
+QLabel#CardTitle {{ color: {t.text_muted}; font-size: 7.5pt; font-weight: 600; }}
+QLabel#CardValue {{ color: {t.text_bright}; font-size: 12pt; font-weight: 700; }}
+QLabel#HistoryTotals {{ color: {t.text}; }}
 """
 
 

@@ -24,6 +24,15 @@ def mark_invalid(widget: QWidget, message: str | None, label: QLabel) -> None:
     label.setVisible(message is not None)
 
 
+def show_state(label: QLabel, text: str, name: str, value: object) -> None:
+    """Show ``text`` in ``label`` styled by its dynamic property ``name`` (e.g. ``ok``):
+    style sheets pick the colour from the property, which Qt only rereads on a repolish."""
+    label.setProperty(name, value)
+    label.setText(text)
+    label.style().unpolish(label)
+    label.style().polish(label)
+
+
 class FieldBox:
     """An input widget with its error label below it and, optionally, a line of help."""
 

@@ -144,6 +144,10 @@ class ExchangeEmulator:
         self.calls: Counter[str] = Counter()
         self.requests: list[str] = []  # "METHOD path" of every request, in order
         self.clock_offset_ms = 0
+        self.api_restrictions: dict[str, Any] = {
+            "ipRestrict": False, "enableReading": True, "enableSpotAndMarginTrading": True,
+            "enableWithdrawals": False, "enableInternalTransfer": False, "enableMargin": False,
+            "enableFutures": False, "permitsUniversalTransfer": False}
         self.ticker_quotes = True  # False: the ticker has no bid/ask, as on some exchanges
         self._faults: list[Fault] = []
         self._order_ids = itertools.count(1001)
@@ -369,6 +373,7 @@ class ExchangeEmulator:
             "GET /api/v3/openOrders": self._open_orders,
             "GET /api/v3/allOrders": self._all_orders,
             "GET /api/v3/myTrades": self._my_trades,
+            "GET /sapi/v1/account/apiRestrictions": lambda _p: dict(self.api_restrictions),
         }
         if endpoint not in private:
             raise ExchangeError(404, -1000, f"the emulator does not serve {endpoint}")

@@ -52,7 +52,8 @@ def dark_again(qapp):
 
 def test_panels_are_docks_and_the_status_bar_is_honest(qtbot, ready_service, bus) -> None:
     window = make_window(qtbot, ready_service, bus)
-    assert set(window.docks) == {"watchlist", "notifications", "backtest"}
+    assert set(window.docks) == {"watchlist", "notifications", "ticket", "positions", "history",
+                                 "dashboard", "backtest"}
     assert window.docks["watchlist"].isVisible()
     assert not window.docks["backtest"].isVisible()
     assert NO_MODELS_TEXT in window.status_texts()
