@@ -322,8 +322,10 @@ class FillModel:
         if stop_hit and target_hit:
             stop_hit = self.intrabar is IntrabarPolicy.PESSIMISTIC
         if stop is not None and stop_hit:
-            return self._taker(replace(sell, reason=stop[1].value), candle, stop[0],
-                               at_open=False)
+            # A stop set above the price a position was opened at inside this candle is
+            # crossed from the start; the sale cannot be dearer than the candle ever traded.
+            return self._taker(replace(sell, reason=stop[1].value), candle,
+                               min(stop[0], candle.high), at_open=False)
         if target is not None and target_hit:
             order = SimOrder(OrderSide.SELL, OrderType.LIMIT, amount=amount, price=target,
                              reason=ExitReason.TAKE_PROFIT.value)

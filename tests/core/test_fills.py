@@ -160,6 +160,13 @@ def test_stop_loss_inside_the_candle_and_through_a_gap() -> None:
     assert gapped is not None and (gapped.price, gapped.at_open) == (100.0, True)
 
 
+def test_a_stop_above_everything_the_candle_traded_sells_within_the_candle() -> None:
+    # Entered inside the candle below a stop set above its high: crossed from the start.
+    crossed = model().exit_fill(Protection(stop_loss=111.0), 1.0, BAR, entered_inside=True)
+    assert crossed is not None
+    assert crossed.price == 110.0 and crossed.reason == "stop_loss"
+
+
 def test_take_profit_is_a_maker_limit_and_a_gap_fills_at_the_open() -> None:
     inside = model().exit_fill(Protection(take_profit=108.0), 1.0, BAR)
     assert inside is not None
