@@ -310,6 +310,10 @@ class PaperVenue:
         fills: list[Fill] = []
         self._entered_inside.discard(symbol)
         for state in [s for s in self._open.values() if s.order.symbol == symbol]:
+            if fresh and state.order.created_at >= candle.open_time + Timeframe.M1.ms:
+                # A feed lagging behind the clock: this minute was over before the order
+                # existed, and filling on it would trade on prices already known.
+                continue
             fills.extend(self._work(state, segment, time_ms=stamp))
         exit_fill = self._protect(symbol, segment, time_ms=stamp)
         if exit_fill is not None:

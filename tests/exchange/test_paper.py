@@ -93,6 +93,20 @@ def test_a_market_order_at_a_live_price_fills_at_once(store: Store) -> None:
                                "BTC": (Decimal(2), Decimal(0))}
 
 
+def test_a_lagging_feed_never_fills_an_order_on_minutes_that_ended_before_it(
+        store: Store) -> None:
+    clock = ManualClock(START_MS + 3 * MINUTE + 30_000)
+    venue = make_venue(store, clock=clock)
+    run(venue.open())
+    venue.observe(SYMBOL, candle(0, 100, 101, 99, 100), closed=True)
+    order = run(venue.submit_order(request("late", amount="1")))
+    assert order.status is OrderStatus.OPEN
+    assert venue.observe(SYMBOL, candle(1, 90, 91, 89, 90), closed=True) == []
+    assert venue.observe(SYMBOL, candle(2, 95, 96, 94, 95), closed=True) == []
+    (fill,) = venue.observe(SYMBOL, candle(3, 97, 98, 96, 97), closed=False)
+    assert fill.price == Decimal(97) and fill.timestamp == START_MS + 3 * MINUTE
+
+
 def test_an_order_after_a_close_waits_for_the_next_open(store: Store) -> None:
     venue = make_venue(store)
     run(venue.open())
