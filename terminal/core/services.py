@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from dataclasses import replace
 
 from terminal.core.bus import EventBus
@@ -58,7 +59,8 @@ class MarketDataService:
         self._history_days = history_days
         self._closed: dict[str, CandleSeries] = {}
         self._forming: dict[str, Candle] = {}
-        self._watched: set[tuple[str, Timeframe]] = set()
+        # Counted: the chart and automated trading may watch the same series.
+        self._watched: Counter[tuple[str, Timeframe]] = Counter()
         self._stream_task: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Future[UpsertResult]] = set()
 
@@ -118,10 +120,15 @@ class MarketDataService:
     def watch(self, symbol: str, timeframe: Timeframe) -> None:
         """Publish live :class:`CandleUpdated` / :class:`CandleClosed` for this pair from now on."""
         self._check_symbol(symbol)
-        self._watched.add((symbol, timeframe))
+        self._watched[(symbol, timeframe)] += 1
 
     def unwatch(self, symbol: str, timeframe: Timeframe) -> None:
-        self._watched.discard((symbol, timeframe))
+        """Undo one :meth:`watch`; events stop when every watcher has unwatched."""
+        watchers = self._watched[(symbol, timeframe)] - 1
+        if watchers > 0:
+            self._watched[(symbol, timeframe)] = watchers
+        else:
+            self._watched.pop((symbol, timeframe), None)
 
     def forming(self, symbol: str, timeframe: Timeframe) -> Candle | None:
         """The candle of ``timeframe`` that is forming now, from the live 1-minute stream."""

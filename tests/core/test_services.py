@@ -199,6 +199,32 @@ def test_a_watched_candle_closes_at_its_bucket_end(store: Store) -> None:
     asyncio.run(scenario())
 
 
+def test_a_series_watched_twice_is_published_until_both_watchers_leave(store: Store) -> None:
+    async def scenario() -> list[int]:
+        service, venue, recorder = await started(store)
+        key = service.key("ETH/USDT", Timeframe.M15)
+        service.watch("ETH/USDT", Timeframe.M15)  # the chart
+        service.watch("ETH/USDT", Timeframe.M15)  # automated trading
+        counts = []
+        for watchers_leaving, start in ((1, 30), (1, 45)):
+            for minute in range(start, start + 15):
+                bar = venue.bar("ETH/USDT", START_MS + 3 * DAY_MS + minute * MINUTE_MS)
+                await venue.feed.put(CandleTick("ETH/USDT", Timeframe.M1, bar, closed=True))
+            await settle()
+            counts.append(len(recorder.of(CandleClosed, key)))
+            for _ in range(watchers_leaving):
+                service.unwatch("ETH/USDT", Timeframe.M15)
+        for minute in range(60, 75):
+            bar = venue.bar("ETH/USDT", START_MS + 3 * DAY_MS + minute * MINUTE_MS)
+            await venue.feed.put(CandleTick("ETH/USDT", Timeframe.M1, bar, closed=True))
+        await settle()
+        counts.append(len(recorder.of(CandleClosed, key)))
+        await service.stop()
+        return counts
+
+    assert asyncio.run(scenario()) == [1, 2, 2]
+
+
 def test_a_broken_stream_reconnects(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("terminal.core.services._RECONNECT_DELAYS_S", (0.0,))
 
