@@ -28,6 +28,7 @@ from PySide6.QtCore import QEvent, QSettings, QSize, Qt
 from PySide6.QtGui import QGuiApplication, QIcon, QImage
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
+from terminal.core.autotrader import AutoTrader
 from terminal.core.bus import EventBus
 from terminal.core.clock import SystemClock
 from terminal.core.errors import InvalidArgument, TerminalError
@@ -39,8 +40,14 @@ from terminal.core.orders import OrderManager
 from terminal.core.paths import APP_DISPLAY_NAME, APP_NAME, resolve_data_dir
 from terminal.core.risk import RiskLimits, RiskManager
 from terminal.core.secrets import install_log_redaction
+from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.services import MarketDataService
-from terminal.core.settings import Settings, SettingsFile, SimulatedMarketSettings
+from terminal.core.settings import (
+    Settings,
+    SettingsFile,
+    SimulatedMarketSettings,
+    TradingSettings,
+)
 from terminal.core.storage import Store
 from terminal.core.storage.orders import TradingMode
 from terminal.exchange.paper import PaperVenue
@@ -66,6 +73,8 @@ class Terminal:
 
     ``paper`` is the trading venue (paper trading on the market's prices, the default until
     live trading is enabled) and ``orders`` the order manager that owns its orders.
+    ``trading`` chooses what automated trading trades; it places orders only while the
+    user has switched it on.
     """
 
     store: Store
@@ -75,6 +84,10 @@ class Terminal:
     window: MainWindow
     paper: PaperVenue
     orders: OrderManager
+    trading: TradingSettings = field(default_factory=TradingSettings)
+    fee_rate: float = 0.001
+    auto_trader: AutoTrader | None = field(init=False, default=None)
+    _auto_watches: list[tuple[str, Timeframe]] = field(init=False, default_factory=list)
     _syncs: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
     _unfollow: Callable[[], None] | None = field(init=False, default=None)
 
@@ -108,6 +121,48 @@ class Terminal:
                 if price is not None:
                     desk.set_mark(symbol, float(price))
             desk.start()
+        await self.start_auto_trading(self.trading)
+        self.window.preferences_saved.connect(self._apply_preferences)
+
+    async def start_auto_trading(self, trading: TradingSettings) -> None:
+        """(Re)start automated trading on ``trading``'s pairs, timeframe and strategy."""
+        await self._stop_auto_trading()
+        self.trading = trading
+        timeframe = Timeframe(trading.timeframe)
+        listed = set(self.service.symbols)
+        pairs = [pair for pair in trading.pairs if pair in listed]
+        if not pairs:
+            self.bus.publish(ErrorRaised(
+                "automated trading", f"none of the traded pairs ({', '.join(trading.pairs)})"
+                                     f" is listed by {self.venue.display_name}"))
+            return
+        auto = AutoTrader(self.orders, self.bus, self._history, venue=self.venue.id,
+                          timeframe=timeframe, pairs=pairs, strategy=trading.strategy,
+                          fee=self.fee_rate)
+        for pair in pairs:
+            self.service.watch(pair, timeframe)
+        self._auto_watches = [(pair, timeframe) for pair in pairs]
+        auto.start()
+        auto.enabled = trading.automated_trading
+        self.auto_trader = auto
+
+    async def _stop_auto_trading(self) -> None:
+        auto, self.auto_trader = self.auto_trader, None
+        if auto is not None:
+            await auto.stop()
+        for pair, timeframe in self._auto_watches:
+            self.service.unwatch(pair, timeframe)
+        self._auto_watches = []
+
+    def _history(self, key: SeriesKey, bars: int) -> CandleSeries:
+        return self.service.history(key.symbol, key.timeframe, bars)
+
+    def _apply_preferences(self, settings: Settings) -> None:
+        """Saved preferences take effect at once: risk limits and automated trading."""
+        self.orders.risk = RiskManager(settings.risk, fee_rate=self.fee_rate)
+        task = asyncio.ensure_future(self.start_auto_trading(settings.trading))
+        self._syncs.add(task)
+        task.add_done_callback(self._syncs.discard)
 
     def _filled(self, symbol: str, _fills: object) -> None:
         task = asyncio.create_task(self.orders.sync([symbol]), name=f"orders-sync-{symbol}")
@@ -126,6 +181,7 @@ class Terminal:
             for task in list(self._syncs):
                 task.cancel()
             await asyncio.gather(*self._syncs, return_exceptions=True)
+            await self._stop_auto_trading()
             await self.service.stop()
         finally:
             self.store.close()
@@ -220,7 +276,9 @@ def build_terminal(data_dir: str | None, sim_speed: float | None, *,
     except BaseException:
         store.close()
         raise
-    return Terminal(store, venue, bus, service, window, paper, orders)
+    return Terminal(store, venue, bus, service, window, paper, orders,
+                    trading=preferences.trading if preferences else TradingSettings(),
+                    fee_rate=fill_model.fees.taker)
 
 
 def _resume_time(store: Store, venue_id: str) -> int | None:

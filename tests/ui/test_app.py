@@ -234,3 +234,40 @@ def test_missing_x11_libraries_are_named_before_qt_aborts(
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     monkeypatch.setattr(app_module.ctypes.util, "find_library", lambda name: None)
     assert app_module.x11_problem() is None
+
+
+def test_automated_trading_follows_the_saved_preferences(qapp, data_dir: Path) -> None:
+    from terminal.core.risk import RiskLimits
+    from terminal.core.settings import Settings, TradingSettings
+
+    terminal = build_terminal(str(data_dir), FAST, market=SimulatedMarketSettings(history_days=1))
+
+    async def scenario() -> list[tuple]:
+        terminal.bus.bind_loop(asyncio.get_running_loop())
+        await terminal.start_service()
+        seen = []
+        auto = terminal.auto_trader
+        assert auto is not None
+        seen.append((auto.strategy_name, auto.enabled))
+        chosen = Settings(trading=TradingSettings(pairs=("ETH/USDT", "DOGE/USDT"), timeframe="5m",
+                                                  strategy="rsi_mean_reversion",
+                                                  automated_trading=True),
+                          risk=RiskLimits(max_open_trades=1))
+        terminal.window.preferences_saved.emit(chosen)
+        for _ in range(100):
+            if terminal.auto_trader is not None and terminal.auto_trader is not auto:
+                break
+            await asyncio.sleep(0.02)
+        auto = terminal.auto_trader
+        assert auto is not None
+        seen.append((auto.strategy_name, auto.enabled))
+        seen.append((terminal.orders.risk.limits.max_open_trades,))
+        await terminal.shutdown()
+        seen.append((terminal.auto_trader,))
+        return seen
+
+    try:
+        seen = run_on_qt_loop(qapp, scenario())
+    finally:
+        terminal.window.close()
+    assert seen == [("sma_crossover", False), ("rsi_mean_reversion", True), (1,), (None,)]
