@@ -63,7 +63,9 @@ from terminal.ui.preferences import PreferencesDialog
 from terminal.widgets.backtest_panel import BacktestPanel, BacktestRequest
 from terminal.widgets.candle_chart import CandleChart
 from terminal.widgets.chart_layers import IndicatorSettings, Side, TradeMarker
+from terminal.widgets.models_panel import ModelsPanel
 from terminal.widgets.notifications import Notification, NotificationCenter, Severity
+from terminal.widgets.prediction_panel import PredictionPanel
 from terminal.widgets.watchlist import Watchlist
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ _TIMEFRAME_NAMES = {
     Timeframe.D1: "1 day",
 }
 #: Bumped when the docks change, so a layout saved by an older release is not restored.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 #: Shortest time between two chart updates from the live stream (about 30 frames a second).
 FRAME_MS = 33
 #: 1-minute candles the watchlist is seeded with: its rolling 24 hours.
@@ -128,6 +130,8 @@ class MainWindow(QMainWindow):
     closed = Signal()
     #: The user saved new preferences (the new :class:`Settings`).
     preferences_saved = Signal(object)
+    #: The chart now shows another series (its :class:`SeriesKey`), after its history loaded.
+    series_changed = Signal(object)
 
     def __init__(self, service: MarketDataService, bus: EventBus, *,
                  settings: QSettings | None = None, preferences: Settings | None = None,
@@ -204,6 +208,8 @@ class MainWindow(QMainWindow):
         self._notifications = NotificationCenter(self)
         self._notifications.unread_changed.connect(self._on_unread_changed)
         self._backtest_panel = BacktestPanel(self)
+        self._prediction_panel = PredictionPanel(self)
+        self._models_panel = ModelsPanel(self)
         self._docks: dict[str, QDockWidget] = {}
         for name, title, widget, area, keys in (
                 ("watchlist", "Watchlist", self._watchlist,
@@ -211,7 +217,11 @@ class MainWindow(QMainWindow):
                 ("notifications", "Notifications", self._notifications,
                  Qt.DockWidgetArea.RightDockWidgetArea, "Ctrl+Shift+N"),
                 ("backtest", "Backtest", self._backtest_panel,
-                 Qt.DockWidgetArea.BottomDockWidgetArea, "Ctrl+Shift+B")):
+                 Qt.DockWidgetArea.BottomDockWidgetArea, "Ctrl+Shift+B"),
+                ("predictions", "Predictions", self._prediction_panel,
+                 Qt.DockWidgetArea.RightDockWidgetArea, "Ctrl+Shift+P"),
+                ("models", "Models", self._models_panel,
+                 Qt.DockWidgetArea.BottomDockWidgetArea, "Ctrl+Shift+M")):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"{name}Dock")
             dock.setWidget(widget)
@@ -231,10 +241,19 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self._docks["backtest"]], [400], Qt.Orientation.Vertical)
         # Backtests are run now and then: the panel starts closed, View → Backtest opens it.
         self._docks["backtest"].hide()
+        # The forecast of the charted pair sits between the watchlist and the notifications;
+        # models are trained now and then, next to backtests (View → Models opens them).
+        self.splitDockWidget(self._docks["watchlist"], self._docks["predictions"],
+                             Qt.Orientation.Vertical)
+        self.resizeDocks([self._docks["watchlist"], self._docks["predictions"],
+                          self._docks["notifications"]], [250, 420, 190], Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self._docks["backtest"], self._docks["models"])
+        self._docks["models"].hide()
 
     @property
     def docks(self) -> dict[str, QDockWidget]:
-        """The panels by name: ``watchlist``, ``notifications``, ``backtest``."""
+        """The panels by name: ``watchlist``, ``notifications``, ``backtest``,
+        ``predictions``, ``models``."""
         return dict(self._docks)
 
     @property
@@ -252,6 +271,14 @@ class MainWindow(QMainWindow):
     @property
     def backtest_runner(self) -> BacktestRunner:
         return self._backtests
+
+    @property
+    def prediction_panel(self) -> PredictionPanel:
+        return self._prediction_panel
+
+    @property
+    def models_panel(self) -> ModelsPanel:
+        return self._models_panel
 
     def _action(self, text: str, keys: str | QKeySequence.StandardKey | None,
                 slot: Callable[[], object], tip: str = "") -> QAction:
@@ -506,6 +533,7 @@ class MainWindow(QMainWindow):
             self._chart.set_history(CandleSeries.empty(timeframe))
             self._chart.set_placeholder(f"Cannot load {symbol} {timeframe.code}")
             self.show_error(str(error))
+            self.series_changed.emit(self.series_key)
             return
         self._chart.set_placeholder(f"No {timeframe.code} candles for {symbol} yet")
         self._chart.set_history(history)
@@ -517,6 +545,7 @@ class MainWindow(QMainWindow):
         self._chart.set_trades(self._trade_markers.get(symbol, []))
         self._watchlist.select_symbol(symbol)
         self._update_market_status()
+        self.series_changed.emit(self.series_key)
 
     @property
     def series_key(self) -> SeriesKey | None:
@@ -720,6 +749,11 @@ class MainWindow(QMainWindow):
                                        chosen.text_muted)
         self._backtest_panel.set_colors(chosen.accent, chosen.text_muted, chosen.up, chosen.down,
                                         chosen.background, chosen.text)
+        self._prediction_panel.set_colors(chosen.up, chosen.down, chosen.warning,
+                                          chosen.text_muted, chosen.text, chosen.surface,
+                                          chosen.border)
+        self._models_panel.set_colors(chosen.accent, chosen.up, chosen.down, chosen.warning,
+                                      chosen.text_muted, chosen.background, chosen.text)
         self._theme_action.setChecked(chosen.name == "light")
         self._style_venue_label()
         self._update_market_status()
