@@ -347,8 +347,13 @@ class ForecastController(QObject):
             if previous in ("starting", "crashed"):
                 self._request_forecast()
         elif event.state == "starting":
-            self._window.set_worker_state("Models: starting…",
-                                          "The forecasting worker is starting")
+            if previous == "crashed":
+                self._window.set_worker_state("Models: crashed → restarting",
+                                              "The forecasting worker stopped unexpectedly"
+                                              " and is being restarted")
+            else:
+                self._window.set_worker_state("Models: starting…",
+                                              "The forecasting worker is starting")
         elif event.state == "training":
             self._window.set_worker_state("Models: training…", event.detail)
         elif event.state == "crashed":
