@@ -143,7 +143,7 @@ class PredictionCard(QFrame):
         layout.addWidget(self._move, 1, 0)
         layout.addWidget(self._probability, 1, 1, Qt.AlignmentFlag.AlignRight)
         layout.addWidget(self._band, 2, 0, 1, 2)
-        layout.addWidget(self._badge, 3, 0, 1, 2, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self._badge, 3, 0, 1, 2)
         self.verdict = ""
 
     def show_prediction(self, prediction: Prediction, verdict: str, last_close: float,
