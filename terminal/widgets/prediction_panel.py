@@ -43,7 +43,7 @@ from terminal.core.forecasts import PredictionRecord
 from terminal.core.model import Prediction
 
 _Index = QModelIndex | QPersistentModelIndex
-HISTORY_COLUMNS = ("Made from", "Horizon", "Forecast", "P(up)", "Realised", "Outcome",
+HISTORY_COLUMNS = ("Made from", "Horizon", "Expected", "Call, P(up)", "Realised", "Outcome",
                    "Hit rate")
 #: How often the ages ("trained 5 min ago") are refreshed.
 AGE_REFRESH_MS = 30_000
@@ -260,6 +260,9 @@ class PredictionHistoryModel(QAbstractTableModel):
             if column == 2:
                 return QColor(self._colors.up if prediction.expected_return >= 0
                               else self._colors.down)
+            if column == 3:
+                return QColor(self._colors.up if prediction.prob_up >= 0.5
+                              else self._colors.down)
             if column == 4 and record.realised_return is not None:
                 return QColor(self._colors.up if record.realised_return > 0
                               else self._colors.down)
@@ -282,10 +285,11 @@ class PredictionHistoryModel(QAbstractTableModel):
         if column == 1:
             return span_text(prediction.horizon_bars * self._bar_ms)
         if column == 2:
-            arrow = "▲" if prediction.prob_up >= 0.5 else "▼"
-            return f"{arrow} {_percent(prediction.expected_return)}"
+            return _percent(prediction.expected_return)
         if column == 3:
-            return f"{prediction.prob_up * 100:.0f}%"
+            # The direction call that is scored as hit or miss: up when P(up) >= 50 %.
+            arrow = "▲" if prediction.prob_up >= 0.5 else "▼"
+            return f"{arrow} {prediction.prob_up * 100:.0f}%"
         if column == 4:
             return "pending" if record.realised_return is None else _percent(
                 record.realised_return)
