@@ -171,7 +171,7 @@ def _check_torch_model(_folder: Path) -> str:
     from terminal.ml.datasets import Dataset
 
     torch.set_num_threads(1)
-    candles = _sample_series(400, Timeframe.H1, _SIMULATED_DAY_MS)
+    candles = _sample_series(600, Timeframe.H1, _SIMULATED_DAY_MS)
     data = Dataset.from_candles(candles, (1, 4))
     model = model_factory("gru", epochs=1)()
     rows = data.labelled_rows(data.feature_rows())
