@@ -40,11 +40,11 @@ from terminal.core.events import (
 )
 from terminal.core.fills import FillModel
 from terminal.core.model import Timeframe
-from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.orders import OrderManager
 from terminal.core.paths import APP_DISPLAY_NAME, APP_NAME, resolve_data_dir
 from terminal.core.risk import RiskLimits, RiskManager
 from terminal.core.secrets import install_log_redaction
+from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.services import MarketDataService
 from terminal.core.settings import Settings, SettingsFile, SimulatedMarketSettings
 from terminal.core.storage import Store

@@ -177,7 +177,7 @@ def _check_torch_model(_folder: Path) -> str:
     rows = data.labelled_rows(data.feature_rows())
     model.fit(data, rows)
     forecast = model.predict(data, rows[-1:])
-    if not np.isfinite(forecast.expected).all() or not (0 <= forecast.prob_up).all():
+    if not np.isfinite(forecast.expected).all() or not (forecast.prob_up >= 0).all():
         raise CheckFailed("the trained network forecast values that are not numbers")
     device = "CUDA" if torch.cuda.is_available() else "CPU"
     return (f"torch {torch.__version__} ({device}): a GRU trained one epoch on {len(rows)}"

@@ -27,7 +27,6 @@ from terminal.core.events import (
 )
 from terminal.core.series import CandleSeries, SeriesKey
 
-
 #: How much lower than the window's the worker's scheduling priority is (Unix ``nice``).
 WORKER_NICENESS = 10
 

@@ -78,7 +78,7 @@ def verdict_tone(verdict: str) -> str:
     significantly worse than persistence, ``neutral`` otherwise (no skill, baseline)."""
     if verdict.startswith("beats"):
         return "good"
-    if verdict.startswith("suspected leak") or verdict.startswith("no skill (worse"):
+    if verdict.startswith(("suspected leak", "no skill (worse")):
         return "alarm"
     return "neutral"
 
@@ -268,7 +268,7 @@ class PredictionHistoryModel(QAbstractTableModel):
                               else self._colors.down)
             if column == 5 and record.hit is not None:
                 return QColor(self._colors.up if record.hit else self._colors.down)
-            if column in (0, 1) or record.hit is None and column in (4, 5):
+            if column in (0, 1) or (record.hit is None and column in (4, 5)):
                 return QColor(self._colors.muted)
         if role == Qt.ItemDataRole.TextAlignmentRole and column >= 2:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
