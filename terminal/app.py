@@ -445,16 +445,21 @@ async def _forecast_shown(terminal: Terminal, key: SeriesKey) -> None:
     """Wait until the window shows a forecast of ``key``, first training (and activating) a
     ridge model on its history when it has no active model. A screenshot without a forecast
     is still taken when the worker cannot deliver one in time."""
-    made, idle, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    made, settled, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
     bus = terminal.bus
     unsubscribers = [
         bus.subscribe(PredictionMade, lambda e: made.set() if e.key == key else None),
-        bus.subscribe(WorkerStateChanged, lambda e: idle.set() if e.state == "idle" else None),
+        bus.subscribe(WorkerStateChanged,
+                      lambda e: settled.set() if e.state in ("idle", "stopped") else None),
         bus.subscribe(TrainingFinished, lambda e: finished.set() if e.key == key else None),
     ]
     try:
-        if terminal.forecasts.worker.state != "idle":
-            await asyncio.wait_for(idle.wait(), _SCREENSHOT_WORKER_WAIT_S)
+        if terminal.forecasts.worker.state not in ("idle", "stopped"):
+            await asyncio.wait_for(settled.wait(), _SCREENSHOT_WORKER_WAIT_S)
+        if terminal.forecasts.worker.state == "stopped":
+            log.warning("the screenshot shows no forecast: the forecasting worker is not"
+                        " running")
+            return
         if terminal.forecasts.store.forecasts.active(key) is None:
             if terminal.forecasting.train(QUICK_MODEL, 0, True) is None:
                 return

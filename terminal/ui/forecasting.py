@@ -375,6 +375,10 @@ class ForecastController(QObject):
         else:
             text = f"Models: training {event.architecture} ({event.stage})"
         self._window.set_worker_state(text, f"{event.architecture} for {event.key}")
+        if self._job is None and event.key == self._key:
+            # A scheduled retrain of the charted series: show it like one started here.
+            self._job = (event.job_id, event.key, event.architecture)
+            self._models.training_started(event.architecture)
         if self._job is not None and event.job_id == self._job[0]:
             self._models.training_progress(event.stage, event.epoch, event.epochs,
                                            event.train_loss, event.validation_loss,
