@@ -123,9 +123,8 @@ async def _until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None
     await asyncio.wait_for(poll(), timeout_s)
 
 
-def test_train_forecast_activate_roll_back_cancel_and_survive_a_crash(
-        qtbot, qapp, data_dir: Path) -> None:
-    bus = EventBus()
+def _hourly_window(qtbot, bus: EventBus) -> tuple[MainWindow, Callable[..., CandleSeries]]:
+    """A window charting ETH/USDT 1h, and the history function the forecasts read."""
     service = _HourlyService()
     service.load()
     service.ready = True
@@ -133,12 +132,19 @@ def test_train_forecast_activate_roll_back_cancel_and_survive_a_crash(
     qtbot.addWidget(window)
     window.show()
     window.select(symbol="ETH/USDT", timeframe=Timeframe.H1)
-    key = window.series_key
-    assert key is not None
 
     def history(series: SeriesKey, bars: int | None) -> CandleSeries:
         return service.history(series.symbol, series.timeframe, bars)
 
+    return window, history
+
+
+def test_train_forecast_activate_roll_back_cancel_and_survive_a_crash(
+        qtbot, qapp, data_dir: Path) -> None:
+    bus = EventBus()
+    window, history = _hourly_window(qtbot, bus)
+    key = window.series_key
+    assert key is not None
     finished: list[TrainingFinished] = []
     progress: list[TrainingProgress] = []
     bus.subscribe(TrainingFinished, finished.append)
@@ -223,16 +229,7 @@ def test_train_forecast_activate_roll_back_cancel_and_survive_a_crash(
 def test_switching_to_a_series_without_a_model_clears_the_forecast(
         qtbot, data_dir: Path) -> None:
     bus = EventBus()
-    service = _HourlyService()
-    service.load()
-    service.ready = True
-    window = MainWindow(service, bus)  # type: ignore[arg-type]
-    qtbot.addWidget(window)
-    window.select(symbol="ETH/USDT", timeframe=Timeframe.H1)
-
-    def history(series: SeriesKey, bars: int | None) -> CandleSeries:
-        return service.history(series.symbol, series.timeframe, bars)
-
+    window, history = _hourly_window(qtbot, bus)
     with Store.open(data_dir) as store:
         forecasts = ForecastService(store, bus, SystemClock(), data_dir, history, threads=1)
         controller = ForecastController(window, forecasts, bus, history)
