@@ -223,7 +223,7 @@ def rows(data: Path) -> list[Row]:
         ("chart, 1M candles: peak RSS of the process", f"{chart['peak_rss_mb']:.0f} MB",
          "<= 250 MB"),
         (f"event loop: 10 ms timer lateness while {stall['candles_per_s']:.0f} candles/s close"
-         f" on the chart (no training yet) p50 / p99 / max",
+         f" on the chart (no training) p50 / p99 / max",
          f"{stall['p50_ms']:.1f} / {stall['p99_ms']:.1f} / {stall['max_ms']:.0f} ms",
          "p99 <= 50 ms"),
         (f"event loop: 10 ms timer lateness while the worker trains an LSTM"
