@@ -270,7 +270,6 @@ class ModelsPanel(QWidget):
         self._activate_when_done = QCheckBox("Activate when done", training)
         self._activate_when_done.setChecked(True)
         self._train = QPushButton("Train now", training)
-        self._train.setObjectName("PrimaryButton")
         self._train.clicked.connect(self._on_train)
         self._cancel = QPushButton("Cancel", training)
         self._cancel.clicked.connect(self.cancel_requested)

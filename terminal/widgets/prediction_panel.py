@@ -320,14 +320,16 @@ class PredictionPanel(QWidget):
         self._empty_text.setWordWrap(True)
         self._empty_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._train_button = QPushButton("Train a model", empty)
-        self._train_button.setObjectName("PrimaryButton")
         self._train_button.setToolTip("Open the Models panel and train a fast ridge model on"
                                       " this series' history")
         self._train_button.clicked.connect(self.train_requested)
+        self._empty_title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._empty_title.setWordWrap(True)
         empty_layout = QVBoxLayout(empty)
+        empty_layout.setContentsMargins(24, 12, 24, 12)
         empty_layout.addStretch(1)
         for widget in (self._empty_title, self._empty_text):
-            empty_layout.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
+            empty_layout.addWidget(widget)  # full width, so wrapped text gets its height
         empty_layout.addSpacing(8)
         empty_layout.addWidget(self._train_button, 0, Qt.AlignmentFlag.AlignHCenter)
         empty_layout.addStretch(2)
