@@ -253,3 +253,39 @@ def test_switching_to_a_series_without_a_model_clears_the_forecast(
         assert "Waiting" not in window.prediction_panel.header_text
         controller.detach()
         window.close()
+
+
+def test_the_active_model_gaining_or_losing_skill_is_a_notification(
+        qtbot, data_dir: Path) -> None:
+    bus = EventBus()
+    window, history = _hourly_window(qtbot, bus)
+    key = window.series_key
+    assert key is not None
+    with Store.open(data_dir) as store:
+        forecasts = ForecastService(store, bus, SystemClock(), data_dir, history, threads=1)
+        controller = ForecastController(window, forecasts, bus, history)
+
+        def register(verdict: str, skill: bool) -> int:
+            record = store.forecasts.add_model(
+                key, architecture="ridge", hyperparameters={}, feature_set="f", horizons=(1,),
+                train_start=0, train_end=1, data_fingerprint="2:ab",
+                metrics={"1": {"verdict": verdict}}, verdict=verdict, has_skill=skill,
+                weights_file="absent.pt", created_at=0)
+            store.forecasts.activate(record.id, record.id)
+            bus.publish(TrainingFinished(record.id, key, "ridge", record.id, verdict))
+            return record.id
+
+        def titles() -> list[str]:
+            return [n.title for n in window.notification_center.notifications]
+
+        register("no skill", False)
+        assert "Model skill: ETH/USDT 1h" not in titles()  # no skill from the start: no news
+        skilled = register("1 bars: beats persistence by 0.6%, p=0.03", True)
+        assert titles()[0] == "Model skill: ETH/USDT 1h"
+        assert [r.active for r in window.models_panel.model.records] == [True, False]
+        assert window.models_panel.model.data(window.models_panel.model.index(0, 9)) == "allowed"
+        register("no skill", False)
+        assert titles()[0] == "Model skill lost: ETH/USDT 1h"
+        assert skilled in [r.id for r in window.models_panel.model.records]
+        controller.detach()
+        window.close()
