@@ -32,7 +32,13 @@ from terminal.core.autotrader import AutoTrader
 from terminal.core.bus import EventBus
 from terminal.core.clock import SystemClock
 from terminal.core.errors import InvalidArgument, TerminalError
-from terminal.core.events import CandleUpdated, ErrorRaised
+from terminal.core.events import (
+    CandleUpdated,
+    ErrorRaised,
+    PredictionMade,
+    TrainingFinished,
+    WorkerStateChanged,
+)
 from terminal.core.fills import FillModel
 from terminal.core.intents import OrderIntent
 from terminal.core.model import OrderSide, OrderType, Timeframe
@@ -52,8 +58,10 @@ from terminal.core.storage import Store
 from terminal.core.storage.orders import TradingMode
 from terminal.exchange.paper import PaperVenue
 from terminal.exchange.simulated import DEFAULT_SEED, MarketGenerator, SimulatedMarket
+from terminal.ml.service import ForecastService
 from terminal.resources import resource_path
 from terminal.ui import theme
+from terminal.ui.forecasting import QUICK_MODEL, ForecastController
 from terminal.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -65,6 +73,11 @@ _HEADLESS_PLATFORMS = ("offscreen", "minimal")
 #: The longest a screenshot waits for the first live update of its chart.
 _SCREENSHOT_LIVE_WAIT_S = 4.0
 _SCREENSHOT_SETTLE_S = 0.1
+#: The longest a screenshot waits for the forecasting worker to start, for the ridge model it
+#: trains when the charted series has none, and for that model's forecast.
+_SCREENSHOT_WORKER_WAIT_S = 120.0
+_SCREENSHOT_TRAIN_WAIT_S = 180.0
+_SCREENSHOT_FORECAST_WAIT_S = 30.0
 
 
 @dataclass
@@ -75,6 +88,8 @@ class Terminal:
     live trading is enabled) and ``orders`` the order manager that owns its orders.
     ``trading`` chooses what automated trading trades; it places orders only while the
     user has switched it on.
+    ``forecasts`` runs the forecasting worker process; ``forecasting`` shows its results in the
+    window.
     """
 
     store: Store
@@ -84,6 +99,8 @@ class Terminal:
     window: MainWindow
     paper: PaperVenue
     orders: OrderManager
+    forecasts: ForecastService
+    forecasting: ForecastController
     trading: TradingSettings = field(default_factory=TradingSettings)
     fee_rate: float = 0.001
     auto_trader: AutoTrader | None = field(init=False, default=None)
@@ -93,6 +110,7 @@ class Terminal:
 
     async def start_service(self) -> None:
         """Run the service's start-up; a failure is reported in the window, not raised."""
+        await self.start_forecasting()
         try:
             await self.service.start()
             await self.start_trading()
@@ -164,6 +182,15 @@ class Terminal:
         self._syncs.add(task)
         task.add_done_callback(self._syncs.discard)
 
+    async def start_forecasting(self) -> None:
+        """Spawn the forecasting worker (it loads torch in its own process, so the window
+        never waits for it); a failure is reported in the window, not raised."""
+        try:
+            await self.forecasts.start()
+        except Exception as error:
+            log.exception("the forecasting worker failed to start")
+            self.bus.publish(ErrorRaised("forecasting", f"cannot start the worker: {error!r}"))
+
     def _filled(self, symbol: str, _fills: object) -> None:
         task = asyncio.create_task(self.orders.sync([symbol]), name=f"orders-sync-{symbol}")
         self._syncs.add(task)
@@ -176,6 +203,9 @@ class Terminal:
     async def shutdown(self) -> None:
         """Stop the live data and close the store; the window is left to its owner."""
         try:
+            # First: the worker process is joined off the loop, and no forecast or retrain
+            # is asked for while the market data stops.
+            await self.forecasts.stop()
             if self._unfollow is not None:
                 self._unfollow()
             for task in list(self._syncs):
@@ -255,7 +285,8 @@ def build_terminal(data_dir: str | None, sim_speed: float | None, *,
     data folder or the database cannot be used.
     """
     market = market or (preferences.simulated if preferences else SimulatedMarketSettings())
-    store = Store.open(resolve_data_dir(data_dir))
+    folder = resolve_data_dir(data_dir)
+    store = Store.open(folder)
     try:
         seed = DEFAULT_SEED if market.seed is None else market.seed
         venue = SimulatedMarket(seed=seed,
@@ -273,10 +304,19 @@ def build_terminal(data_dir: str | None, sim_speed: float | None, *,
                               RiskManager(risk, fee_rate=fill_model.fees.taker),
                               mode=TradingMode.PAPER, clock=venue)
         window.attach_trading(orders, clock=venue)
+
+        def history(key: SeriesKey, bars: int | None) -> CandleSeries:
+            return service.history(key.symbol, key.timeframe, bars)
+
+        # Models and their timestamps live in wall-clock time, whatever the market's speed.
+        # The simulated market's stored history is always complete, so a scheduled retrain
+        # has nothing to fetch first (refresh=None).
+        forecasts = ForecastService(store, bus, SystemClock(), folder, history)
+        forecasting = ForecastController(window, forecasts, bus, history)
     except BaseException:
         store.close()
         raise
-    return Terminal(store, venue, bus, service, window, paper, orders,
+    return Terminal(store, venue, bus, service, window, paper, orders, forecasts, forecasting,
                     trading=preferences.trading if preferences else TradingSettings(),
                     fee_rate=fill_model.fees.taker)
 
@@ -495,6 +535,39 @@ def save_screenshot(output: Path, *, data_dir: str | None, sim_speed: float | No
     return output
 
 
+async def _forecast_shown(terminal: Terminal, key: SeriesKey) -> None:
+    """Wait until the window shows a forecast of ``key``, first training (and activating) a
+    ridge model on its history when it has no active model. A screenshot without a forecast
+    is still taken when the worker cannot deliver one in time."""
+    made, settled, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    bus = terminal.bus
+    unsubscribers = [
+        bus.subscribe(PredictionMade, lambda e: made.set() if e.key == key else None),
+        bus.subscribe(WorkerStateChanged,
+                      lambda e: settled.set() if e.state in ("idle", "stopped") else None),
+        bus.subscribe(TrainingFinished, lambda e: finished.set() if e.key == key else None),
+    ]
+    try:
+        if terminal.forecasts.worker.state not in ("idle", "stopped"):
+            await asyncio.wait_for(settled.wait(), _SCREENSHOT_WORKER_WAIT_S)
+        if terminal.forecasts.worker.state == "stopped":
+            log.warning("the screenshot shows no forecast: the forecasting worker is not"
+                        " running")
+            return
+        if terminal.forecasts.store.forecasts.active(key) is None:
+            if terminal.forecasting.train(QUICK_MODEL, 0, True) is None:
+                return
+            await asyncio.wait_for(finished.wait(), _SCREENSHOT_TRAIN_WAIT_S)
+        else:
+            terminal.forecasts.forecast_now(key)
+        await asyncio.wait_for(made.wait(), _SCREENSHOT_FORECAST_WAIT_S)
+    except TimeoutError:
+        log.warning("the screenshot shows no forecast: the worker did not deliver one in time")
+    finally:
+        for unsubscribe in unsubscribers:
+            unsubscribe()
+
+
 async def _render(terminal: Terminal, size: tuple[int, int], symbol: str | None,
                   timeframe: Timeframe | None, demo_orders: bool = False) -> QImage:
     terminal.bus.bind_loop(asyncio.get_running_loop())
@@ -503,6 +576,7 @@ async def _render(terminal: Terminal, size: tuple[int, int], symbol: str | None,
     window.resize(*size)
     window.show()
     try:
+        await terminal.start_forecasting()  # the worker loads while the history does
         await terminal.service.start()
         window.select(symbol=symbol, timeframe=timeframe)
         live = asyncio.Event()
@@ -522,6 +596,8 @@ async def _render(terminal: Terminal, size: tuple[int, int], symbol: str | None,
                 await asyncio.sleep(0.02)
                 if not trading.busy and not trading.refresh_pending:
                     break
+        if key is not None:
+            await _forecast_shown(terminal, key)
         # Let the loop run pending layout and paint events (processEvents() here would run
         # other tasks' steps inside this one, which asyncio does not survive).
         await asyncio.sleep(_SCREENSHOT_SETTLE_S)

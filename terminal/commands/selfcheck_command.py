@@ -49,8 +49,9 @@ REQUIRED_PACKAGES = (
     "apscheduler",
     "ccxt",
 )
-#: Reported, never imported: loading torch takes seconds and nothing uses it yet.
-OPTIONAL_PACKAGES = ("torch",)
+#: How long the worker check waits for a spawned forecasting worker to report ready (it loads
+#: torch first, which takes seconds on a cold disk).
+_WORKER_START_TIMEOUT_S = 120.0
 
 #: A fixed UTC day (2024-01-01) for the simulated-market check, so every run checks the same
 #: candles.
@@ -130,7 +131,8 @@ def core_checks() -> list[tuple[str, CheckFunction]]:
     return [
         ("python", _check_python),
         *((f"import {name}", _import_check(name)) for name in REQUIRED_PACKAGES),
-        *((f"optional {name}", _optional_check(name)) for name in OPTIONAL_PACKAGES),
+        ("torch model", _check_torch_model),
+        ("forecasting worker", _check_worker),
         ("resources", _check_resources),
         ("store", _check_store),
         ("simulated market", _check_simulated_market),
@@ -161,15 +163,53 @@ def _import_check(name: str) -> CheckFunction:
     return check
 
 
-def _optional_check(name: str) -> CheckFunction:
-    def check(_folder: Path) -> str:
-        try:
-            version = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed (nothing uses it yet)"
-        return f"{version} installed (nothing uses it yet)"
+def _check_torch_model(_folder: Path) -> str:
+    """torch loads, and a tiny network trains for one epoch and forecasts, as the worker's."""
+    import torch
 
-    return check
+    from terminal.ml.catalog import model_factory
+    from terminal.ml.datasets import Dataset
+
+    torch.set_num_threads(1)
+    candles = _sample_series(600, Timeframe.H1, _SIMULATED_DAY_MS)
+    data = Dataset.from_candles(candles, (1, 4))
+    model = model_factory("gru", epochs=1)()
+    rows = data.labelled_rows(data.feature_rows())
+    model.fit(data, rows)
+    forecast = model.predict(data, rows[-1:])
+    if not np.isfinite(forecast.expected).all() or not (forecast.prob_up >= 0).all():
+        raise CheckFailed("the trained network forecast values that are not numbers")
+    device = "CUDA" if torch.cuda.is_available() else "CPU"
+    return (f"torch {torch.__version__} ({device}): a GRU trained one epoch on {len(rows)}"
+            " samples and forecast 2 horizons")
+
+
+def _check_worker(folder: Path) -> str:
+    """A forecasting worker process starts (spawned, as the window starts it) and stops."""
+    import asyncio
+    import time
+
+    from terminal.core.bus import EventBus
+    from terminal.ml.client import WorkerClient
+
+    async def start_and_stop() -> float:
+        bus = EventBus()
+        bus.bind_loop(asyncio.get_running_loop())
+        client = WorkerClient(bus, folder, threads=1, max_restarts=0)
+        started = time.perf_counter()
+        await client.start()
+        try:
+            while client.state != "idle":
+                if client.state == "stopped" or time.perf_counter() - started > \
+                        _WORKER_START_TIMEOUT_S:
+                    raise CheckFailed(f"the worker did not become ready (state {client.state})")
+                await asyncio.sleep(0.05)
+            return time.perf_counter() - started
+        finally:
+            await client.stop()
+
+    seconds = asyncio.run(start_and_stop())
+    return f"a spawned worker process was ready after {seconds:.1f} s and stopped cleanly"
 
 
 def _version(module: ModuleType, name: str) -> str:

@@ -10,6 +10,7 @@ predictions, outcomes) before the message that announces it.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from terminal.core.events import (
     WorkerStateChanged,
 )
 from terminal.core.series import CandleSeries, SeriesKey
+
+#: How much lower than the window's the worker's scheduling priority is (Unix ``nice``).
+WORKER_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,10 @@ def worker_main(requests: Any, responses: Any, cancel: Any, data_dir: str,
     from terminal.ml.registry import ModelRegistry
 
     torch.set_num_threads(threads)
+    if hasattr(os, "nice"):
+        # Training may take every core it is given; below the window's priority it never
+        # makes the window late to paint a candle.
+        os.nice(WORKER_NICENESS)
     folder = Path(data_dir)
     with Store.open(folder) as store:
         worker = _Worker(ModelRegistry(store, folder), responses, cancel)

@@ -71,9 +71,11 @@ from terminal.widgets.backtest_panel import BacktestPanel, BacktestRequest
 from terminal.widgets.candle_chart import CandleChart
 from terminal.widgets.chart_layers import IndicatorSettings, Side, TradeMarker
 from terminal.widgets.dashboard import DashboardPanel
+from terminal.widgets.models_panel import ModelsPanel
 from terminal.widgets.notifications import Notification, NotificationCenter, Severity
 from terminal.widgets.order_ticket import OrderTicket
 from terminal.widgets.positions import PositionsPanel
+from terminal.widgets.prediction_panel import PredictionPanel
 from terminal.widgets.trade_history import TradeHistoryPanel
 from terminal.widgets.watchlist import Watchlist
 
@@ -99,7 +101,7 @@ _TIMEFRAME_NAMES = {
     Timeframe.D1: "1 day",
 }
 #: Bumped when the docks change, so a layout saved by an older release is not restored.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 #: Shortest time between two chart updates from the live stream (about 30 frames a second).
 FRAME_MS = 33
 #: 1-minute candles the watchlist is seeded with: its rolling 24 hours.
@@ -149,6 +151,8 @@ class MainWindow(QMainWindow):
     closed = Signal()
     #: The user saved new preferences (the new :class:`Settings`).
     preferences_saved = Signal(object)
+    #: The chart now shows another series (its :class:`SeriesKey`), after its history loaded.
+    series_changed = Signal(object)
 
     def __init__(self, service: MarketDataService, bus: EventBus, *,
                  settings: QSettings | None = None, preferences: Settings | None = None,
@@ -235,17 +239,21 @@ class MainWindow(QMainWindow):
         self._positions_panel = PositionsPanel(self)
         self._history_panel = TradeHistoryPanel(self)
         self._dashboard = DashboardPanel(self)
+        self._prediction_panel = PredictionPanel(self)
+        self._models_panel = ModelsPanel(self)
         self._docks: dict[str, QDockWidget] = {}
         right = Qt.DockWidgetArea.RightDockWidgetArea
         bottom = Qt.DockWidgetArea.BottomDockWidgetArea
         for name, title, widget, area, keys in (
                 ("watchlist", "Watchlist", self._watchlist, right, "Ctrl+Shift+W"),
+                ("predictions", "Predictions", self._prediction_panel, right, "Ctrl+Shift+F"),
                 ("notifications", "Notifications", self._notifications, right, "Ctrl+Shift+N"),
                 ("ticket", "Order Ticket", self._ticket, right, "Ctrl+Shift+O"),
                 ("positions", "Positions", self._positions_panel, bottom, "Ctrl+Shift+P"),
                 ("history", "Trade History", self._history_panel, bottom, "Ctrl+Shift+H"),
                 ("dashboard", "Dashboard", self._dashboard, bottom, "Ctrl+Shift+D"),
-                ("backtest", "Backtest", self._backtest_panel, bottom, "Ctrl+Shift+B")):
+                ("backtest", "Backtest", self._backtest_panel, bottom, "Ctrl+Shift+B"),
+                ("models", "Models", self._models_panel, bottom, "Ctrl+Shift+M")):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"{name}Dock")
             wide = widget in (self._ticket, self._backtest_panel)
@@ -260,23 +268,27 @@ class MainWindow(QMainWindow):
         # As on trading platforms: the watchlist top right, the ticket below it (with what
         # happened in a tab beside it); positions, history and the account along the bottom.
         docks = self._docks
-        self.splitDockWidget(docks["watchlist"], docks["ticket"], Qt.Orientation.Vertical)
+        # The forecast of the charted pair sits between the watchlist and the ticket; models
+        # are trained now and then, next to backtests (View → Models opens them).
+        self.splitDockWidget(docks["watchlist"], docks["predictions"], Qt.Orientation.Vertical)
+        self.splitDockWidget(docks["predictions"], docks["ticket"], Qt.Orientation.Vertical)
         self.tabifyDockWidget(docks["ticket"], docks["notifications"])
-        for name in ("history", "dashboard", "backtest"):
+        for name in ("history", "dashboard", "backtest", "models"):
             self.tabifyDockWidget(docks["positions"], docks[name])
         docks["ticket"].raise_()
         docks["positions"].raise_()
-        self.resizeDocks([docks["watchlist"]], [330], Qt.Orientation.Horizontal)
-        self.resizeDocks([docks["watchlist"], docks["ticket"]], [200, 560],
-                         Qt.Orientation.Vertical)
+        self.resizeDocks([docks["watchlist"]], [340], Qt.Orientation.Horizontal)
+        self.resizeDocks([docks["watchlist"], docks["predictions"], docks["ticket"]],
+                         [170, 300, 400], Qt.Orientation.Vertical)
         self.resizeDocks([docks["positions"]], [250], Qt.Orientation.Vertical)
         # Backtests are run now and then: the panel starts closed, View → Backtest opens it.
         docks["backtest"].hide()
+        docks["models"].hide()
 
     @property
     def docks(self) -> dict[str, QDockWidget]:
-        """The panels by name: ``watchlist``, ``notifications``, ``ticket``, ``positions``,
-        ``history``, ``dashboard``, ``backtest``."""
+        """The panels by name: ``watchlist``, ``predictions``, ``notifications``, ``ticket``,
+        ``positions``, ``history``, ``dashboard``, ``backtest``, ``models``."""
         return dict(self._docks)
 
     @property
@@ -370,6 +382,14 @@ class MainWindow(QMainWindow):
 
     def _markers_of(self, symbol: str) -> list[TradeMarker]:
         return [*self._trade_markers.get(symbol, []), *self._fill_markers.get(symbol, [])]
+
+    @property
+    def prediction_panel(self) -> PredictionPanel:
+        return self._prediction_panel
+
+    @property
+    def models_panel(self) -> ModelsPanel:
+        return self._models_panel
 
     def _action(self, text: str, keys: str | QKeySequence.StandardKey | None,
                 slot: Callable[[], object], tip: str = "") -> QAction:
@@ -721,6 +741,7 @@ class MainWindow(QMainWindow):
             self._chart.set_history(CandleSeries.empty(timeframe))
             self._chart.set_placeholder(f"Cannot load {symbol} {timeframe.code}")
             self.show_error(str(error))
+            self.series_changed.emit(self.series_key)
             return
         self._chart.set_placeholder(f"No {timeframe.code} candles for {symbol} yet")
         self._chart.set_history(history)
@@ -735,6 +756,7 @@ class MainWindow(QMainWindow):
         self._update_market_status()
         if self._desk is not None:
             self._desk.on_chart_symbol(symbol)
+        self.series_changed.emit(self.series_key)
 
     @property
     def series_key(self) -> SeriesKey | None:
@@ -942,6 +964,11 @@ class MainWindow(QMainWindow):
         self._history_panel.set_colors(chosen.up, chosen.down, chosen.text_muted)
         self._dashboard.set_colors(chosen.up, chosen.down, chosen.text_muted, chosen.accent,
                                    chosen.background, chosen.text)
+        self._prediction_panel.set_colors(chosen.up, chosen.down, chosen.warning,
+                                          chosen.text_muted, chosen.text, chosen.surface,
+                                          chosen.border)
+        self._models_panel.set_colors(chosen.accent, chosen.up, chosen.down, chosen.warning,
+                                      chosen.text_muted, chosen.background, chosen.text)
         self._theme_action.setChecked(chosen.name == "light")
         self._style_venue_label()
         self._update_market_status()

@@ -52,10 +52,10 @@ def dark_again(qapp):
 
 def test_panels_are_docks_and_the_status_bar_is_honest(qtbot, ready_service, bus) -> None:
     window = make_window(qtbot, ready_service, bus)
-    assert set(window.docks) == {"watchlist", "notifications", "ticket", "positions", "history",
-                                 "dashboard", "backtest"}
-    assert window.docks["watchlist"].isVisible()
-    assert not window.docks["backtest"].isVisible()
+    assert set(window.docks) == {"watchlist", "predictions", "notifications", "ticket",
+                                 "positions", "history", "dashboard", "backtest", "models"}
+    assert window.docks["watchlist"].isVisible() and window.docks["predictions"].isVisible()
+    assert not window.docks["backtest"].isVisible() and not window.docks["models"].isVisible()
     assert NO_MODELS_TEXT in window.status_texts()
     window.set_worker_state("Models: training 40%")
     assert "Models: training 40%" in window.status_texts()
