@@ -162,7 +162,7 @@ def test_geometry_and_selection_are_remembered(qtbot, service: FakeService, bus:
     first = MainWindow(service, bus, settings=settings)
     qtbot.addWidget(first)
     first.show()
-    first.resize(1100, 700)
+    first.resize(790, 660)
     first.select(symbol="ETH/USDT", timeframe=Timeframe.H4)
     with qtbot.waitSignal(first.closed):
         first.close()
@@ -171,4 +171,4 @@ def test_geometry_and_selection_are_remembered(qtbot, service: FakeService, bus:
     second = MainWindow(service, bus, settings=settings)
     qtbot.addWidget(second)
     assert (second.symbol, second.timeframe) == ("ETH/USDT", Timeframe.H4)
-    assert (second.width(), second.height()) == (1100, 700)
+    assert (second.width(), second.height()) == (790, 660)
