@@ -246,7 +246,7 @@ class MainWindow(QMainWindow):
         bottom = Qt.DockWidgetArea.BottomDockWidgetArea
         for name, title, widget, area, keys in (
                 ("watchlist", "Watchlist", self._watchlist, right, "Ctrl+Shift+W"),
-                ("predictions", "Predictions", self._prediction_panel, right, "Ctrl+Shift+F"),
+                ("predictions", "Predictions", self._prediction_panel, bottom, "Ctrl+Shift+F"),
                 ("notifications", "Notifications", self._notifications, right, "Ctrl+Shift+N"),
                 ("ticket", "Order Ticket", self._ticket, right, "Ctrl+Shift+O"),
                 ("positions", "Positions", self._positions_panel, bottom, "Ctrl+Shift+P"),
@@ -265,22 +265,26 @@ class MainWindow(QMainWindow):
             toggle.setToolTip(f"Show or hide the {title.lower()} panel")
             self.addDockWidget(area, dock)
             self._docks[name] = dock
-        # As on trading platforms: the watchlist top right, the ticket below it (with what
-        # happened in a tab beside it); positions, history and the account along the bottom.
         docks = self._docks
-        # The forecast of the charted pair sits between the watchlist and the ticket; models
-        # are trained now and then, next to backtests (View → Models opens them).
-        self.splitDockWidget(docks["watchlist"], docks["predictions"], Qt.Orientation.Vertical)
-        self.splitDockWidget(docks["predictions"], docks["ticket"], Qt.Orientation.Vertical)
+        # As on trading platforms: the watchlist top right, the ticket below it (with what
+        # happened in a tab beside it); positions, history and the account along the bottom,
+        # with the forecast of the charted pair beside them, wide enough for its four cards.
+        # Models are trained now and then, next to backtests (View → Models opens them).
+        # Split before tabbing: a dock split off a tabbed one would become another tab.
+        self.splitDockWidget(docks["watchlist"], docks["ticket"], Qt.Orientation.Vertical)
+        self.splitDockWidget(docks["positions"], docks["predictions"],
+                             Qt.Orientation.Horizontal)
         self.tabifyDockWidget(docks["ticket"], docks["notifications"])
         for name in ("history", "dashboard", "backtest", "models"):
             self.tabifyDockWidget(docks["positions"], docks[name])
         docks["ticket"].raise_()
         docks["positions"].raise_()
         self.resizeDocks([docks["watchlist"]], [340], Qt.Orientation.Horizontal)
-        self.resizeDocks([docks["watchlist"], docks["predictions"], docks["ticket"]],
-                         [170, 300, 400], Qt.Orientation.Vertical)
-        self.resizeDocks([docks["positions"]], [250], Qt.Orientation.Vertical)
+        self.resizeDocks([docks["watchlist"], docks["ticket"]], [270, 400],
+                         Qt.Orientation.Vertical)
+        self.resizeDocks([docks["positions"]], [320], Qt.Orientation.Vertical)
+        self.resizeDocks([docks["positions"], docks["predictions"]], [820, 720],
+                         Qt.Orientation.Horizontal)
         # Backtests are run now and then: the panel starts closed, View → Backtest opens it.
         docks["backtest"].hide()
         docks["models"].hide()
