@@ -87,11 +87,12 @@ def qt_objects_die_on_the_gui_thread(qapp: QApplication) -> Iterator[None]:
     """Nothing a test made in Qt outlives it, and it dies on the GUI thread.
 
     During the test the cycle collector runs only on the GUI thread (as in the app). After it,
-    every top-level widget the test opened is deleted, with what pytest-qt scheduled for
-    deletion, and what they leave in reference cycles (pyqtgraph items, closed qasync loops
-    with their timers and threads) is collected, here on the GUI thread: otherwise the
-    collector would free it at some later moment, maybe on a worker thread of a later test or
-    inside a paint, and the run would die with a segmentation fault.
+    every main window the test opened is deleted, with what pytest-qt scheduled for deletion
+    (the widgets given to ``qtbot.addWidget``), and what they leave in reference cycles
+    (pyqtgraph items, closed qasync loops with their timers and threads) is collected, here on
+    the GUI thread: otherwise the collector would free it at some later moment, maybe on a
+    worker thread of a later test or inside a paint, and the run would die with a
+    segmentation fault.
     """
     before = set(QApplication.topLevelWidgets())
     with GuiThreadCollector():
@@ -100,7 +101,8 @@ def qt_objects_die_on_the_gui_thread(qapp: QApplication) -> Iterator[None]:
         # first would leave the window's destructor with dangling pointers.
         for widget in QApplication.topLevelWidgets():
             if isinstance(widget, QMainWindow) and widget not in before:
-                widget.close()
+                if widget.isVisible():
+                    widget.close()
                 widget.deleteLater()
         before.clear()
         QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
