@@ -25,8 +25,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# -X faulthandler: a crash after pytest's own fault handler is gone (at exit) still prints
+# the Python stacks of every thread.
 test: lint typecheck
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+	QT_QPA_PLATFORM=offscreen $(PY) -X faulthandler -m pytest
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -16,11 +16,11 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import PySide6
 import qasync
@@ -61,6 +61,7 @@ from terminal.exchange.simulated import DEFAULT_SEED, MarketGenerator, Simulated
 from terminal.ml.service import ForecastService
 from terminal.resources import resource_path
 from terminal.ui import theme
+from terminal.ui.collector import GuiThreadCollector
 from terminal.ui.forecasting import QUICK_MODEL, ForecastController
 from terminal.ui.main_window import MainWindow
 
@@ -78,6 +79,8 @@ _SCREENSHOT_SETTLE_S = 0.1
 _SCREENSHOT_WORKER_WAIT_S = 120.0
 _SCREENSHOT_TRAIN_WAIT_S = 180.0
 _SCREENSHOT_FORECAST_WAIT_S = 30.0
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -359,19 +362,41 @@ def run_window(data_dir: str | None, sim_speed: float | None) -> int:
     if settings_file.problem is not None:
         terminal.window.show_error(settings_file.problem)
     app.setQuitOnLastWindowClosed(False)  # the loop ends when the window says it closed
+    return int(_run_on_qt_loop(app, _serve(terminal), terminal.window))
+
+
+def _run_on_qt_loop(app: QApplication, main: Coroutine[Any, Any, _T], window: MainWindow) -> _T:
+    """Run ``main`` on a new qasync loop over Qt's, then close the loop and delete ``window``.
+
+    The lifecycle rule of the GUI: every worker thread is done before the loop closes (the
+    services wait for their threads' work in their ``stop``/``close``; closing the loop then
+    joins its executor's threads), and Qt objects are destroyed on the GUI thread only. While
+    the loop runs, Python's cycle collector runs on a GUI-thread timer; when it has closed, the
+    window is deleted and what it and the loop leave in reference cycles is collected here.
+    """
+    with GuiThreadCollector():
+        return _run_and_close(app, main, window)
+
+
+def _run_and_close(app: QApplication, main: Coroutine[Any, Any, _T], window: MainWindow) -> _T:
+    # A function of its own: once it returns, nothing references the closed loop, so the
+    # collector's last collection frees its timers and threads on this thread.
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     try:
         with loop:
-            return int(loop.run_until_complete(_serve(terminal)))
+            return loop.run_until_complete(main)
     finally:
         asyncio.set_event_loop(None)
-        _delete_now(terminal.window)
+        _delete_now(window)
 
 
 def _delete_now(window: MainWindow) -> None:
-    """Delete the window and its children now: the event loop that would have done it is gone,
-    and a half-alive window would still be restyled (and crash) by a later theme change."""
+    """Close the window and delete it and its children now: the event loop that would have
+    done it is gone, and a half-alive window would still be restyled (and crash) by a later
+    theme change."""
+    if window.isVisible():
+        window.close()
     window.deleteLater()
     QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
@@ -520,16 +545,8 @@ def save_screenshot(output: Path, *, data_dir: str | None, sim_speed: float | No
     app = application()
     preferences = SettingsFile().load()
     terminal = build_terminal(data_dir, sim_speed, preferences=preferences)
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    try:
-        with loop:
-            image = loop.run_until_complete(
-                _render(terminal, size, symbol, timeframe, demo_orders))
-    finally:
-        asyncio.set_event_loop(None)
-        terminal.window.close()
-        _delete_now(terminal.window)
+    image = _run_on_qt_loop(app, _render(terminal, size, symbol, timeframe, demo_orders),
+                            terminal.window)
     if not image.save(str(output), "PNG"):
         raise TerminalError(f"cannot write the screenshot {output}")
     return output

@@ -526,6 +526,7 @@ class SimulatedMarket:
         self._sleep: Sleep = sleep if sleep is not None else self._interruptible_sleep
         self._closed = False
         self._sleepers: set[asyncio.Future[None]] = set()
+        self._generating: set[asyncio.Future[CandleSeries]] = set()
 
     @property
     def id(self) -> str:
@@ -563,15 +564,19 @@ class SimulatedMarket:
         """Closed candles with ``start_ms <= open_time < end_ms``, none after :meth:`now_ms`.
 
         Generation runs in a worker thread (numpy releases the GIL), so a long backfill does
-        not freeze the event loop.
+        not freeze the event loop. A thread cannot be cancelled: when the caller is, the
+        generation runs on and :meth:`close` waits for it, so no thread outlives the loop.
         """
         self._generator.index(symbol)
         last_closed_open = self.now_ms() - timeframe.ms
         end = min(end_ms, last_closed_open + 1)
         if end <= start_ms:
             return CandleSeries.empty(timeframe)
-        return await asyncio.to_thread(self._generator.candles, symbol, timeframe, start_ms,
-                                       end)
+        work = asyncio.ensure_future(asyncio.to_thread(
+            self._generator.candles, symbol, timeframe, start_ms, end))
+        self._generating.add(work)
+        work.add_done_callback(self._generating.discard)
+        return await asyncio.shield(work)
 
     def stream_candles(self, symbols: Sequence[str],
                        timeframe: Timeframe) -> AsyncGenerator[CandleTick, None]:
@@ -588,11 +593,14 @@ class SimulatedMarket:
         return self._stream(names, timeframe)
 
     async def close(self) -> None:
-        """End every stream; a stream waiting for its next update returns at once."""
+        """End every stream (a stream waiting for its next update returns at once) and wait
+        for candles still being generated for a fetch that was cancelled."""
         self._closed = True
         for waiter in tuple(self._sleepers):
             if not waiter.done():
                 waiter.set_result(None)
+        if self._generating:
+            await asyncio.gather(*self._generating, return_exceptions=True)
 
     async def _stream(self, symbols: tuple[str, ...],
                       timeframe: Timeframe) -> AsyncGenerator[CandleTick, None]:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import math
+import threading
 import time
 from collections.abc import AsyncGenerator, Sequence
 from decimal import Decimal
@@ -432,5 +433,37 @@ def test_close_ends_a_waiting_stream_promptly_without_leftover_tasks() -> None:
         assert asyncio.all_tasks() == {asyncio.current_task()}
         stream = market.stream_candles(["BTC/USDT"], Timeframe.M1)
         assert [tick async for tick in stream] == []  # a closed market streams nothing
+
+    asyncio.run(scenario())
+
+
+def test_close_waits_for_candles_still_generated_for_a_cancelled_fetch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    market = make_market(ManualClock(0))
+    generating, release = threading.Event(), threading.Event()
+    finished: list[bool] = []
+    real_candles = market.generator.candles
+
+    def slow_candles(*args: object) -> CandleSeries:
+        generating.set()
+        release.wait(5)
+        result = real_candles(*args)  # type: ignore[arg-type]
+        finished.append(True)
+        return result
+
+    monkeypatch.setattr(market.generator, "candles", slow_candles)
+
+    async def scenario() -> None:
+        fetch = asyncio.create_task(
+            market.fetch_candles("BTC/USDT", Timeframe.M1, NOW - HOUR_MS, NOW))
+        while not generating.is_set():
+            await asyncio.sleep(0.01)
+        fetch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await fetch
+        asyncio.get_running_loop().call_later(0.05, release.set)
+        await market.close()
+        # The loop may close now: no worker thread is left to call back into it.
+        assert finished == [True], "close() returned while a worker was still generating"
 
     asyncio.run(scenario())

@@ -95,8 +95,10 @@ def test_the_app_trades_on_paper_and_resting_orders_fill_on_live_minutes(
             records = [terminal.store.orders.get(i) for i in ids]
             return [r.order.status if r else OrderStatus.PENDING for r in records]
 
+        # An order's status is stored before its fill (the sync awaits the venue's fills in
+        # between): wait for both fills' events too, or shutdown may cancel the second.
         for _ in range(400):
-            if all(s.is_final for s in statuses()):
+            if all(s.is_final for s in statuses()) and len(filled) >= 2:
                 break
             await asyncio.sleep(0.05)
         first, second = statuses()
@@ -136,11 +138,16 @@ def test_run_window_runs_until_the_window_closes_then_shuts_down(qapp, data_dir:
     poll = QTimer()
     poll.timeout.connect(watch)
     poll.start(20)
-    QTimer.singleShot(40_000, give_up)
+    # A timer we can stop: a pending QTimer.singleShot would close a later test's window.
+    deadline = QTimer()
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(give_up)
+    deadline.start(40_000)
     try:
         status = run_window(str(data_dir), FAST)
     finally:
         poll.stop()
+        deadline.stop()
     assert status == 0
     assert "title" in seen, "no live update reached the chart"
     assert "SIMULATED" in str(seen["title"])
