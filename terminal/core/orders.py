@@ -293,8 +293,11 @@ class OrderManager:
             after = await self._refresh_order(record.order)
             if after != record.order:
                 changed.append(after)
+        # Fills of an order whose own fetch failed belong to no position yet: look where
+        # orders changed or where the caller saw fills, not only where something is held.
         held = {p.symbol for p in self._book.positions()}
-        await self._collect_fills(held if wanted is None else held & wanted)
+        await self._collect_fills(held | {o.symbol for o in changed} if wanted is None
+                                  else wanted)
         return changed
 
     async def _collect_fills(self, symbols: Iterable[str]) -> tuple[int, int]:

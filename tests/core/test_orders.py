@@ -210,6 +210,20 @@ def test_a_lost_answer_is_looked_up_and_never_resent(store: Store) -> None:
     assert h.sleeps == []
 
 
+def test_fills_whose_fetch_failed_are_collected_at_the_next_sync(store: Store) -> None:
+    h = Harness(store)
+    h.start()
+    h.venue.faults["fetch_fills"] = [VenueUnavailable("timeout while fetching fills")]
+    order = h.buy(1.0).order
+    assert order is not None and order.status is OrderStatus.FILLED
+    assert store.orders.fills() == [] and h.manager.position(SYMBOL).amount == 0
+    asyncio.run(h.manager.sync([SYMBOL]))
+    (fill,) = store.orders.fills()
+    assert fill.client_order_id == order.client_order_id
+    assert h.manager.position(SYMBOL).amount == fill.amount
+    assert sum(isinstance(e, OrderFilled) for e in h.events) == 1
+
+
 def test_a_failed_send_is_resent_only_after_the_venue_confirms_it_has_nothing(
         store: Store) -> None:
     h = Harness(store)
