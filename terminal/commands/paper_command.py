@@ -216,9 +216,11 @@ async def _open_session(store: Store, settings: Settings, market: _Market,
     await venue.open()
     instruments = {i.symbol: i for i in await venue.load_instruments()}
     held = {b.currency for b in await venue.fetch_balances()}
+    # Held coins are valued in the account's currency: on an exchange that lists BTC against
+    # many currencies, only BTC/USDT matters to a USDT account.
     followed = sorted(set(symbols) | {o.symbol for o in await venue.fetch_open_orders()}
-                      | {s for s, i in instruments.items()
-                         if i.base in held or venue.protection(s) is not None})
+                      | {s for s, i in instruments.items() if i.quote == venue.quote
+                         and (i.base in held or venue.protection(s) is not None)})
     await venue.catch_up(followed)
     bus = EventBus()
     manager = OrderManager(venue, store, bus,

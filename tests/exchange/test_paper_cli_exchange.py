@@ -22,7 +22,7 @@ from terminal.core.series import CandleSeries
 from terminal.core.storage import Store
 from terminal.exchange import ccxt_venue
 from tests.exchange.conftest import fast_retry
-from tests.exchange.emulator import ExchangeEmulator
+from tests.exchange.emulator import DEFAULT_MARKETS, ExchangeEmulator, MarketSpec
 from tests.factories import make_series
 
 M1 = Timeframe.M1.ms
@@ -148,6 +148,22 @@ def test_a_resting_limit_fills_on_a_later_call_after_the_exchanges_candles_move(
     balance = paper(data_dir, capsys, *on_exchange(emulator, "balance"))
     assert balance["positions"][0]["amount"] == "0.01"
     assert_no_order_reached_the_exchange(emulator)
+
+
+def test_coins_held_are_followed_in_the_accounts_currency_only(
+        data_dir: Path, moment: Moment, capsys: pytest.CaptureFixture[str]) -> None:
+    exchange = ExchangeEmulator((*DEFAULT_MARKETS,
+                                 MarketSpec("BTCEUR", "BTC", "EUR", "0.01", "0.00001",
+                                            "0.00001", "5")))
+    exchange.start()
+    try:
+        exchange.set_candles("BTCUSDT", "1m", cents(BARS, MINUTE - (BARS - 1) * M1))
+        paper(data_dir, capsys, *on_exchange(exchange, "buy", "BTC/USDT", "0.01"))
+        balance = paper(data_dir, capsys, *on_exchange(exchange, "balance"))
+    finally:
+        exchange.stop()
+    assert [p["symbol"] for p in balance["positions"]] == ["BTC/USDT"]
+    assert_no_order_reached_the_exchange(exchange)
 
 
 def test_each_price_source_has_its_own_account(
