@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -177,6 +178,11 @@ def _market(args: argparse.Namespace, settings: Settings) -> _Market:
     # paper account never needs it. No keys: paper reads public market data only.
     from terminal.exchange.ccxt_venue import CcxtVenue
 
+    exchange_log = logging.getLogger("terminal.exchange")
+    if not logging.getLogger().handlers and not exchange_log.handlers:
+        # With no logging set up Python prints every retry notice on stderr; this command's
+        # answer to an exchange that stays unreachable is its one error line.
+        exchange_log.addHandler(logging.NullHandler())
     # The exchange's prices are happening now: its time is the wall clock. ccxt stamps
     # candles in UTC, and the venue corrects our clock's skew for signed calls only.
     clock = SystemClock()
