@@ -1,4 +1,4 @@
-"""``paper``: trade with pretend money on the simulated market, from the command line.
+"""``paper``: trade with pretend money on live prices, from the command line.
 
 Each call opens the paper account from the store, catches it up on the simulated minutes
 that closed since the last call (resting orders fill on them, exactly as in the window),
@@ -7,12 +7,20 @@ market order fills at the simulated price of this moment and every order passes 
 manager with the limits from the settings. The simulated market is a pure function of its
 seed and the time, so the price a call sees is the one the window shows at that instant
 (at speed 1).
+
+With ``--exchange ID`` the prices are an exchange's public market data instead (no API key;
+nothing is ever sent to the exchange but requests for prices): each call catches up on the
+1-minute candles that closed since the last one, then sees the exchange's forming candle (or
+its last price), so orders meet that exchange's current price the same way. Each price
+source has its own account (``paper`` for the simulated market, ``paper-binance`` for
+Binance, ...), so balances made on different prices never mix.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,20 +29,24 @@ from typing import Any
 
 from terminal.cli import EXIT_OK, print_json
 from terminal.core.bus import EventBus
-from terminal.core.errors import InvalidArgument, OrderRejected, TerminalError
+from terminal.core.clock import Clock, SystemClock
+from terminal.core.errors import InvalidArgument, OrderRejected, TerminalError, VenueUnavailable
 from terminal.core.fills import FeeSchedule, FillModel
 from terminal.core.intents import OrderIntent
 from terminal.core.model import (
+    Candle,
     Fill,
     Order,
     OrderSide,
     OrderStatus,
     OrderType,
     Timeframe,
+    VenueKind,
     normalize_symbol,
 )
 from terminal.core.orders import OrderManager, Submission
 from terminal.core.paths import resolve_data_dir
+from terminal.core.ports import MarketDataVenue
 from terminal.core.risk import RiskManager
 from terminal.core.settings import Settings, SettingsFile
 from terminal.core.storage import Store
@@ -43,6 +55,7 @@ from terminal.core.timefmt import format_ms, parse_user_time
 from terminal.exchange.paper import VENUE_ID as PAPER_VENUE
 from terminal.exchange.paper import PaperVenue
 from terminal.exchange.simulated import DEFAULT_SEED, SimulatedMarket
+from terminal.exchange.simulated import VENUE_ID as SIMULATED_VENUE
 
 MAX_CASH = Decimal(10) ** 12
 DISPLAY_DECIMALS = 8
@@ -55,10 +68,21 @@ class IntentRefused(TerminalError):
 def register(commands: Any) -> None:
     """Add the ``paper`` command and its actions to the CLI's subparsers."""
     paper = commands.add_parser(
-        "paper", help="trade with pretend money on the simulated market",
-        description="A paper trading account on the simulated market's live prices: orders"
-                    " fill by the same rules as backtests and pass the risk manager with the"
-                    " limits from the settings. Balances and orders are kept in the store.")
+        "paper", help="trade with pretend money on live prices",
+        description="A paper trading account on the simulated market's live prices, or on an"
+                    " exchange's (--exchange): orders fill by the same rules as backtests and"
+                    " pass the risk manager with the limits from the settings. Balances and"
+                    " orders are kept in the store, one account per price source. Nothing is"
+                    " ever sent to an exchange, and no API key is needed.")
+    paper.add_argument("--exchange", metavar="ID",
+                       help="trade on this exchange's public prices: a ccxt exchange id such"
+                            f" as binance, bybit, okx, kraken (default: {SIMULATED_VENUE},"
+                            " the simulated market)")
+    paper.add_argument("--sandbox", action="store_true",
+                       help="the exchange's testnet prices (their own paper account)")
+    paper.add_argument("--api-url", metavar="URL",
+                       help="send the exchange's REST requests to this host instead (a local"
+                            " mirror or proxy), keeping each endpoint's path")
     actions = paper.add_subparsers(title="paper commands", metavar="ACTION", required=True)
 
     balance = actions.add_parser("balance", help="balances, positions and equity")
@@ -109,48 +133,123 @@ def register(commands: Any) -> None:
 
 # --- the session every action runs in ---------------------------------------------------------
 
+#: Says what the current price of a symbol is: the market's newest candles up to the one
+#: forming now, each with whether it has closed, oldest first.
+CurrentCandles = Callable[[str], Awaitable[list[tuple[Candle, bool]]]]
+
+
+@dataclass
+class _Market:
+    """Where a paper account's prices come from, and the clock that goes with them."""
+
+    venue: MarketDataVenue
+    clock: Clock
+    current: CurrentCandles
+    account: str
+
+
 @dataclass
 class _Session:
     store: Store
-    market: SimulatedMarket
+    market: MarketDataVenue
     venue: PaperVenue
     manager: OrderManager
     bus: EventBus
+    clock: Clock
 
     def now(self) -> int:
-        return self.market.now_ms()
+        return self.clock.now_ms()
 
 
-async def _open_session(store: Store, settings: Settings, symbols: list[str]) -> _Session:
-    seed = DEFAULT_SEED if settings.simulated.seed is None else settings.simulated.seed
-    # The wall clock's present: the window shows the same prices at speed 1.
-    market = SimulatedMarket(seed=seed)
+def _market(args: argparse.Namespace, settings: Settings) -> _Market:
+    exchange = (args.exchange or SIMULATED_VENUE).strip().lower()
+    if exchange == SIMULATED_VENUE:
+        if args.sandbox or args.api_url:
+            raise InvalidArgument("--sandbox and --api-url apply with --exchange only")
+        seed = DEFAULT_SEED if settings.simulated.seed is None else settings.simulated.seed
+        # The wall clock's present: the window shows the same prices at speed 1.
+        simulated = SimulatedMarket(seed=seed)
+
+        async def forming(symbol: str) -> list[tuple[Candle, bool]]:
+            return [(_forming_candle(simulated, symbol), False)]
+
+        return _Market(simulated, simulated, forming, PAPER_VENUE)
+    # Imported here: ccxt takes a noticeable time to import, and the simulated market's
+    # paper account never needs it. No keys: paper reads public market data only.
+    from terminal.exchange.ccxt_venue import CcxtVenue
+
+    exchange_log = logging.getLogger("terminal.exchange")
+    if not logging.getLogger().handlers and not exchange_log.handlers:
+        # With no logging set up Python prints every retry notice on stderr; this command's
+        # answer to an exchange that stays unreachable is its one error line.
+        exchange_log.addHandler(logging.NullHandler())
+    # The exchange's prices are happening now: its time is the wall clock. ccxt stamps
+    # candles in UTC, and the venue corrects our clock's skew for signed calls only.
+    clock = SystemClock()
+    live = CcxtVenue(exchange, sandbox=args.sandbox, websocket=False, clock=clock,
+                     api_base_url=args.api_url)
+
+    async def latest(symbol: str) -> list[tuple[Candle, bool]]:
+        minute = Timeframe.M1.floor(clock.now_ms())
+        # From the minute before: one that ended moments ago may not count as closed yet.
+        ticks = [(t.candle, t.closed) for t in
+                 await live.fetch_latest_candles(symbol, Timeframe.M1, minute - Timeframe.M1.ms)]
+        if ticks and ticks[-1][0].open_time >= minute:
+            return ticks
+        # No candle for this minute yet (no trade in it, or an exchange that lists only
+        # closed candles): its last price, as a candle of one point, is the price now.
+        last = (await live.fetch_ticker(symbol)).last
+        if last is None:
+            raise VenueUnavailable(f"{live.display_name} gives no current price for {symbol};"
+                                   " try again later")
+        price = float(last)
+        return [*ticks, (Candle(minute, price, price, price, price, 0.0), False)]
+
+    return _Market(live, clock, latest, f"{PAPER_VENUE}-{live.id}")
+
+
+async def _open_session(store: Store, settings: Settings, market: _Market,
+                        symbols: list[str]) -> _Session:
+    # The symbols are checked before the account is opened: a first call with a bad symbol
+    # (or an exchange that cannot be reached) leaves no account behind.
+    listed = {i.symbol for i in await market.venue.load_instruments()}
+    for symbol in symbols:
+        if symbol not in listed:
+            raise InvalidArgument(_not_listed(market.venue, symbol, listed))
     fill_model = FillModel(FeeSchedule())
-    venue = PaperVenue(store, market, fill_model=fill_model, clock=market)
+    venue = PaperVenue(store, market.venue, venue_id=market.account, fill_model=fill_model,
+                       clock=market.clock)
     await venue.open()
     instruments = {i.symbol: i for i in await venue.load_instruments()}
-    for symbol in symbols:
-        if symbol not in instruments:
-            raise InvalidArgument(f"{symbol} is not traded on the simulated market; available:"
-                                  f" {', '.join(sorted(instruments))}")
     held = {b.currency for b in await venue.fetch_balances()}
+    # Held coins are valued in the account's currency: on an exchange that lists BTC against
+    # many currencies, only BTC/USDT matters to a USDT account.
     followed = sorted(set(symbols) | {o.symbol for o in await venue.fetch_open_orders()}
-                      | {s for s, i in instruments.items()
-                         if i.base in held or venue.protection(s) is not None})
+                      | {s for s, i in instruments.items() if i.quote == venue.quote
+                         and (i.base in held or venue.protection(s) is not None)})
     await venue.catch_up(followed)
     bus = EventBus()
     manager = OrderManager(venue, store, bus,
                            RiskManager(settings.risk, fee_rate=fill_model.fees.taker),
-                           mode=TradingMode.PAPER, clock=market)
+                           mode=TradingMode.PAPER, clock=market.clock)
     for symbol in followed:
-        forming = _forming_candle(market, symbol)
-        venue.observe(symbol, forming, closed=False)
-        manager.update_price(symbol, forming.close)
+        for candle, closed in await market.current(symbol):
+            venue.observe(symbol, candle, closed=closed)
+        price = venue.last_price(symbol)
+        if price is not None:
+            manager.update_price(symbol, float(price))
     await manager.start()
-    return _Session(store, market, venue, manager, bus)
+    return _Session(store, market.venue, venue, manager, bus, market.clock)
 
 
-def _forming_candle(market: SimulatedMarket, symbol: str) -> Any:
+def _not_listed(market: MarketDataVenue, symbol: str, listed: set[str]) -> str:
+    if market.kind is VenueKind.SIMULATED:
+        return (f"{symbol} is not traded on the simulated market; available:"
+                f" {', '.join(sorted(listed))}")
+    return f"{symbol} is not listed on {market.display_name} (spot pairs only)"
+
+
+def _forming_candle(market: SimulatedMarket, symbol: str) -> Candle:
     now = market.now_ms()
     minute = Timeframe.M1.floor(now)
     if now == minute:
@@ -163,10 +262,14 @@ def _run(args: argparse.Namespace, symbols: list[str],
          show: Callable[[dict[str, Any]], None]) -> int:
     settings_file = SettingsFile()
     settings = settings_file.load()
+    market = _market(args, settings)
     with Store.open(resolve_data_dir(args.data_dir)) as store:
         async def main() -> dict[str, Any]:
-            session = await _open_session(store, settings, symbols)
-            return await action(session)
+            try:
+                session = await _open_session(store, settings, market, symbols)
+                return await action(session)
+            finally:
+                await market.venue.close()
 
         report = asyncio.run(main())
     if args.json:
@@ -202,7 +305,8 @@ async def _balance(session: _Session) -> dict[str, Any]:
             "realized_pnl": _money(position.realized_pnl)})
     start = venue.starting_cash
     return {
-        "venue": venue.id, "market": session.market.id, "quote": quote,
+        "venue": venue.id, "market": session.market.id,
+        "market_name": session.market.display_name, "quote": quote,
         "time": session.now(), "time_utc": format_ms(session.now()),
         "starting_cash": _money(start),
         "balances": [{"currency": b.currency, "free": _text(b.free), "used": _text(b.used),
@@ -215,7 +319,9 @@ async def _balance(session: _Session) -> dict[str, Any]:
 
 def _show_balance(report: dict[str, Any]) -> None:
     quote = report["quote"]
-    print(f"Paper account on the {report['market']} market at {report['time_utc']}"
+    source = ("the simulated market" if report["market"] == SIMULATED_VENUE
+              else f"{report['market_name']} prices")
+    print(f"Paper account {report['venue']} on {source} at {report['time_utc']}"
           f" (started with {report['starting_cash']} {quote})")
     for balance in report["balances"]:
         print(f"  {balance['currency']:<6} free {balance['free']:>18}  used {balance['used']:>18}")
@@ -306,13 +412,13 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 def run_trades(args: argparse.Namespace) -> int:
-    where = TradeFilter(
-        venue=PAPER_VENUE, symbol=normalize_symbol(args.symbol) if args.symbol else None,
-        start_ms=parse_user_time(args.since) if args.since else None,
-        end_ms=parse_user_time(args.until) if args.until else None,
-        strategy=args.strategy, mode=TradingMode.PAPER)
+    symbol = normalize_symbol(args.symbol) if args.symbol else None
+    start = parse_user_time(args.since) if args.since else None
+    end = parse_user_time(args.until) if args.until else None
 
     async def listing(session: _Session) -> dict[str, Any]:
+        where = TradeFilter(venue=session.venue.id, symbol=symbol, start_ms=start, end_ms=end,
+                            strategy=args.strategy, mode=TradingMode.PAPER)
         records = session.store.orders.trades(where)
         totals = session.store.orders.totals(where)
         return {"trades": [_trade_json(r) for r in records],

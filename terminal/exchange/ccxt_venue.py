@@ -239,6 +239,27 @@ class CcxtVenue:
             since = int(page.open_time[-1]) + timeframe.ms
         return concat(pages) if pages else CandleSeries.empty(timeframe)
 
+    async def fetch_latest_candles(self, symbol: str, timeframe: Timeframe, start_ms: int
+                                   ) -> list[CandleTick]:
+        """The candles from ``start_ms`` to now, the forming one included, oldest first.
+
+        Each says whether it has closed by the live feed's rule (a newer candle exists, or
+        its period ended more than :data:`feeds.CLOSE_GRACE_MS` ago). One request: meant for
+        the last few candles, not for history (:meth:`fetch_candles` pages through that).
+        """
+        await self.instrument(symbol)
+        code = self._timeframe_code(timeframe)
+        now = self._clock.now_ms()
+        since = timeframe.floor(start_ms)
+        end = timeframe.floor(now) + timeframe.ms
+        wanted = min(self.candles_per_request, max(1, -(-(end - since) // timeframe.ms)))
+        rows = await self._call(
+            functools.partial(self._exchange.fetch_ohlcv, symbol, code, since, wanted),
+            f"fetch {symbol} {code} candles")
+        series = series_from_rows(rows, timeframe).between(since, end)
+        return [CandleTick(symbol, timeframe, candle, closed)
+                for candle, closed in LiveCandleTracker(timeframe).update(list(series), now)]
+
     async def fetch_ticker(self, symbol: str) -> Ticker:
         """Last price and best bid/ask of ``symbol``."""
         raw = await self._call(functools.partial(self._exchange.fetch_ticker, symbol),
