@@ -166,6 +166,16 @@ class Terminal:
         auto.start()
         auto.enabled = trading.automated_trading
         self.auto_trader = auto
+        what = f"{trading.strategy} on {', '.join(pairs)} at {timeframe.code}"
+        if auto.enabled:
+            self.window.set_auto_trading(
+                f"Auto: {trading.strategy} {timeframe.code}",
+                f"Automated trading is on: {what}; every order passes the risk manager",
+                active=True)
+        else:
+            self.window.set_auto_trading(
+                "Auto: off", f"Automated trading is off (it would trade {what});"
+                             " Preferences → Trading switches it on", active=False)
 
     async def _stop_auto_trading(self) -> None:
         auto, self.auto_trader = self.auto_trader, None

@@ -564,6 +564,9 @@ class MainWindow(QMainWindow):
         self._worker_label = QLabel(NO_MODELS_TEXT, bar)
         self._worker_label.setToolTip("State of the background model worker: no model has been"
                                       " trained yet, so no forecasts are shown")
+        self._auto_label = QLabel("Auto: off", bar)
+        self._auto_label.setToolTip("Automated trading is off: only your own orders are placed"
+                                    " (Preferences → Trading switches it on)")
         self._connection_label = QLabel(bar)
         self._bars_label = QLabel(bar)
         self._time_label = QLabel(bar)
@@ -571,7 +574,8 @@ class MainWindow(QMainWindow):
         self._price_label = QLabel(bar)
         self._price_label.setObjectName("StatusStrong")
         for label in (self._venue_label, self._connection_label, self._bars_label,
-                      self._time_label, self._worker_label, self._price_label):
+                      self._time_label, self._worker_label, self._auto_label,
+                      self._price_label):
             bar.addPermanentWidget(label)
         self._set_connection("Connecting…", theme.WARNING)
         self._style_venue_label()
@@ -859,7 +863,7 @@ class MainWindow(QMainWindow):
     def status_texts(self) -> list[str]:
         """Every text in the status bar, left to right (for tests and diagnostics)."""
         labels = (self._message, self._venue_label, self._connection_label, self._bars_label,
-                  self._time_label, self._worker_label, self._price_label)
+                  self._time_label, self._worker_label, self._auto_label, self._price_label)
         return [html.unescape(re.sub(r"<[^>]+>", "", label.text())) for label in labels]
 
     def show_message(self, text: str) -> None:
@@ -881,6 +885,12 @@ class MainWindow(QMainWindow):
     def _restyle(widget: QWidget) -> None:
         widget.style().unpolish(widget)
         widget.style().polish(widget)
+
+    def set_auto_trading(self, text: str, tooltip: str, *, active: bool) -> None:
+        """Whether automated trading is placing orders, and on what (the app's hook)."""
+        color = theme.current().accent if active else theme.current().text_muted
+        self._auto_label.setText(f'<span style="color:{color}">{html.escape(text)}</span>')
+        self._auto_label.setToolTip(tooltip)
 
     def set_worker_state(self, text: str, tooltip: str = "") -> None:
         """What the model worker is doing, e.g. ``Models: training 42%`` (the ML worker's hook)."""

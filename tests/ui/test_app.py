@@ -269,6 +269,7 @@ def test_automated_trading_follows_the_saved_preferences(qapp, data_dir: Path) -
         assert auto is not None
         seen.append((auto.strategy_name, auto.enabled))
         seen.append((terminal.orders.risk.limits.max_open_trades,))
+        seen.append((terminal.window.status_texts()[6],))
         await terminal.shutdown()
         seen.append((terminal.auto_trader,))
         return seen
@@ -277,4 +278,5 @@ def test_automated_trading_follows_the_saved_preferences(qapp, data_dir: Path) -
         seen = run_on_qt_loop(qapp, scenario())
     finally:
         terminal.window.close()
-    assert seen == [("sma_crossover", False), ("rsi_mean_reversion", True), (1,), (None,)]
+    assert seen == [("sma_crossover", False), ("rsi_mean_reversion", True), (1,),
+                    ("Auto: rsi_mean_reversion 5m",), (None,)]
