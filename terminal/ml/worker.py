@@ -11,6 +11,7 @@ predictions, outcomes) before the message that announces it.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ def worker_main(requests: Any, responses: Any, cancel: Any, data_dir: str,
     from terminal.core.storage import Store
     from terminal.ml.registry import ModelRegistry
 
+    # Ctrl+C in a terminal reaches the whole process group; the window owns the shutdown and
+    # stops the worker through its queue, so the worker must not die half-way on its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     if hasattr(os, "nice"):
         # Training may take every core it is given; below the window's priority it never
