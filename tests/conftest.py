@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from terminal.core.storage import Store
+from tests.factories import Moment
 from tests.keyring_helpers import MemoryKeyring
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -29,6 +30,12 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def moment(monkeypatch: pytest.MonkeyPatch) -> Moment:
+    """The wall clock held still at ``FROZEN_NOW``; set ``moment.now`` to move it."""
+    return Moment(monkeypatch)
 
 
 @pytest.fixture

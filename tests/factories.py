@@ -7,11 +7,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from terminal.core.clock import SystemClock
 from terminal.core.model import Candle, Timeframe
 from terminal.core.series import CandleSeries
 
 START_MS = 1_700_000_000_000 - 1_700_000_000_000 % 86_400_000  # a UTC midnight
+#: 2026-03-02 13:37:21 UTC: 21 seconds into a minute; where ``moment`` holds the wall clock.
+FROZEN_NOW = 1_772_458_641_000
+
+
+class Moment:
+    """The wall clock (``SystemClock``), held still at ``now`` and moved by the test."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = FROZEN_NOW
+        monkeypatch.setattr(SystemClock, "now_ms", lambda _self: self.now)
 
 
 def make_series(count: int, timeframe: Timeframe = Timeframe.M1, *, start_ms: int = START_MS,

@@ -9,28 +9,15 @@ from pathlib import Path
 import pytest
 
 from terminal.cli import main
-from terminal.core.clock import SystemClock
 from terminal.core.model import Timeframe, to_decimal
 from terminal.core.risk import RiskLimits
 from terminal.core.settings import Settings, SettingsFile
 from terminal.exchange.simulated import DEFAULT_SEED, MarketGenerator
+from tests.factories import FROZEN_NOW, Moment
 from tests.keyring_helpers import MemoryKeyring
 
-# 2026-03-02 13:37:21 UTC: a few sub-steps into a simulated minute.
-NOW = 1_772_458_641_000
+NOW = FROZEN_NOW
 
-
-class Moment:
-    """The wall clock the simulated market reads, held still and moved by the test."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.now = NOW
-        monkeypatch.setattr(SystemClock, "now_ms", lambda _self: self.now)
-
-
-@pytest.fixture
-def moment(monkeypatch: pytest.MonkeyPatch) -> Moment:
-    return Moment(monkeypatch)
 
 
 def paper(data_dir: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> dict:

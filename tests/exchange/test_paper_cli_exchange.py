@@ -16,34 +16,20 @@ import numpy as np
 import pytest
 
 from terminal.cli import main
-from terminal.core.clock import SystemClock
 from terminal.core.model import Timeframe, to_decimal
 from terminal.core.series import CandleSeries
 from terminal.core.storage import Store
 from terminal.exchange import ccxt_venue
 from tests.exchange.conftest import fast_retry
 from tests.exchange.emulator import DEFAULT_MARKETS, ExchangeEmulator, MarketSpec
-from tests.factories import make_series
+from tests.factories import FROZEN_NOW, Moment, make_series
 
 M1 = Timeframe.M1.ms
-# 2026-03-02 13:37:21 UTC: 21 seconds into a minute.
-NOW = 1_772_458_641_000
+NOW = FROZEN_NOW
 MINUTE = NOW - NOW % M1
 CREATE = "POST /api/v3/order"
 BARS = 30
 
-
-class Moment:
-    """The wall clock, held still and moved by the test."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.now = NOW
-        monkeypatch.setattr(SystemClock, "now_ms", lambda _self: self.now)
-
-
-@pytest.fixture
-def moment(monkeypatch: pytest.MonkeyPatch) -> Moment:
-    return Moment(monkeypatch)
 
 
 def cents(count: int, start_ms: int, *, dip_at: int | None = None,
