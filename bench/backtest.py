@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, Row, peak_rss_mb
+from bench.common import ROOT, Row, peak_rss_mb, random_walk
 from terminal.core.backtest import BacktestResult, fill_missing_bars, run_backtest
 from terminal.core.fills import FeeSchedule, FillModel
 from terminal.core.model import Timeframe
@@ -50,14 +50,8 @@ def btc_series(data: Path) -> CandleSeries | None:
 
 def synthetic_series(count: int) -> CandleSeries:
     """A random walk with BTC-like hourly statistics, when the real file is not at hand."""
-    rng = np.random.default_rng(4)
-    times = 1_500_000_000_000 - 1_500_000_000_000 % 3_600_000 + np.arange(count) * 3_600_000
-    close = 4_000 * np.exp(np.cumsum(rng.normal(0, 0.009, count)))
-    open_ = np.r_[4_000.0, close[:-1]]
-    wick = np.abs(rng.normal(0, 0.004, count)) * close
-    return CandleSeries(Timeframe.H1, times.astype(np.int64), open_,
-                        np.maximum(open_, close) + wick, np.minimum(open_, close) - wick, close,
-                        rng.gamma(2.0, 300.0, count))
+    return random_walk(count, Timeframe.H1, start_ms=1_500_000_000_000, price=4_000,
+                       volatility=0.009, wick=0.004, volume=300.0, seed=4)
 
 
 def repeated(series: CandleSeries, times: int) -> CandleSeries:

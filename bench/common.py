@@ -36,14 +36,23 @@ def median_seconds(runs: int, setup: Callable[[Path], object],
 
 def million_candles(count: int = 1_000_000) -> CandleSeries:
     """A seeded random walk of ``count`` 1-minute candles (the large-history workload)."""
-    rng = np.random.default_rng(1)
-    times = 1_600_000_000_000 - 1_600_000_000_000 % 60_000 + np.arange(count) * 60_000
-    close = 30_000 * np.exp(np.cumsum(rng.normal(0, 0.0008, count)))
-    open_ = np.r_[30_000.0, close[:-1]]
-    wick = np.abs(rng.normal(0, 0.0004, count)) * close
-    return CandleSeries(Timeframe.M1, times.astype(np.int64), open_,
-                        np.maximum(open_, close) + wick, np.minimum(open_, close) - wick, close,
-                        rng.gamma(2.0, 3.0, count))
+    return random_walk(count, Timeframe.M1, start_ms=1_600_000_000_000, price=30_000,
+                       volatility=0.0008, wick=0.0004, volume=3.0, seed=1)
+
+
+def random_walk(count: int, timeframe: Timeframe, *, start_ms: int, price: float,
+                volatility: float, wick: float, volume: float, seed: int) -> CandleSeries:
+    """``count`` valid candles of a seeded log-normal walk from ``price``: ``volatility`` and
+    ``wick`` are the scales of the close-to-close moves and of the wicks, ``volume`` that of
+    the gamma-distributed volumes."""
+    rng = np.random.default_rng(seed)
+    times = start_ms - start_ms % timeframe.ms + np.arange(count) * timeframe.ms
+    close = price * np.exp(np.cumsum(rng.normal(0, volatility, count)))
+    open_ = np.r_[float(price), close[:-1]]
+    wicks = np.abs(rng.normal(0, wick, count)) * close
+    return CandleSeries(timeframe, times.astype(np.int64), open_,
+                        np.maximum(open_, close) + wicks, np.minimum(open_, close) - wicks,
+                        close, rng.gamma(2.0, volume, count))
 
 
 def peak_rss_mb() -> float:

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QPainter, QPen
 
-from terminal.core.errors import InvalidArgument
 from terminal.ml.evaluate import CalibrationBin, Evaluation
-from terminal.ui.report_plot import _ensure_application, _panel, _time_axis
-from terminal.ui.theme import ACCENT, BACKGROUND, BORDER, TEXT, TEXT_MUTED, UP, WARNING
+from terminal.ui.report_plot import _panel, _time_axis, png_canvas
+from terminal.ui.theme import ACCENT, BORDER, TEXT, TEXT_MUTED, UP, WARNING
 
 DEFAULT_SIZE = (1400, 1000)
 #: The returns panel shows the most recent bars only; thousands of overlapping returns are ink.
@@ -26,17 +25,11 @@ _LEFT = 90.0
 def render_forecast_plot(evaluation: Evaluation, model: str, horizon_index: int, path: Path,
                          size: tuple[int, int] = DEFAULT_SIZE) -> Path:
     """Draw ``model``'s figures at ``evaluation.horizons[horizon_index]`` into ``path``."""
-    _ensure_application()
     run = evaluation.run(model)
     metrics = run.metrics[horizon_index]
     backtest = run.backtests[horizon_index]
     width, height = size
-    image = QImage(width, height, QImage.Format.Format_ARGB32)
-    image.fill(QColor(BACKGROUND))
-    painter = QPainter(image)
-    try:
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setFont(QFont("Sans", 9))
+    with png_canvas(path, size) as painter:
         _heading(painter, f"{model} · {metrics.horizon}-bar forecast · {metrics.verdict}",
                  f"MASE {metrics.mase:.4f} · MSE skill {metrics.mse_skill * 100:+.2f} % ·"
                  f" direction {metrics.dir_acc * 100:.1f} % (always up"
@@ -64,10 +57,6 @@ def render_forecast_plot(evaluation: Evaluation, model: str, horizon_index: int,
         _time_axis(painter, equity_box, backtest)
         _price_note(painter, metrics.r2_price, metrics.r2_price_persistence,
                     QPointF(calibration_box.right() + 40, calibration_box.top() + 20))
-    finally:
-        painter.end()
-    if not image.save(str(path), "PNG"):
-        raise InvalidArgument(f"cannot write the plot to {path}")
     return path
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +32,8 @@ _app: QGuiApplication | None = None
 def render_report(result: BacktestResult, path: Path,
                   size: tuple[int, int] = DEFAULT_SIZE) -> Path:
     """Draw ``result`` into a PNG at ``path`` and return the path."""
-    _ensure_application()
     width, height = size
-    image = QImage(width, height, QImage.Format.Format_ARGB32)
-    image.fill(QColor(BACKGROUND))
-    painter = QPainter(image)
-    try:
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setFont(QFont("Sans", 9))
+    with png_canvas(path, size) as painter:
         _title(painter, result, width)
         top = 56.0
         split = top + (height - top - 40) * 0.6
@@ -53,11 +48,25 @@ def render_report(result: BacktestResult, path: Path,
         _panel(painter, price_box, [(result.close, QColor(TEXT), f"{result.symbol} close")],
                log=True, markers=_trade_markers(result))
         _time_axis(painter, price_box, result)
+    return path
+
+
+@contextmanager
+def png_canvas(path: Path, size: tuple[int, int]) -> Iterator[QPainter]:
+    """A painter on a blank image of ``size`` in the report colours; the image is written to
+    ``path`` as PNG when the block ends without an error."""
+    _ensure_application()
+    image = QImage(size[0], size[1], QImage.Format.Format_ARGB32)
+    image.fill(QColor(BACKGROUND))
+    painter = QPainter(image)
+    try:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setFont(QFont("Sans", 9))
+        yield painter
     finally:
         painter.end()
     if not image.save(str(path), "PNG"):
         raise InvalidArgument(f"cannot write the plot to {path}")
-    return path
 
 
 def _ensure_application() -> None:
