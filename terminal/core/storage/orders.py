@@ -182,12 +182,12 @@ class OrderRepository:
     def orders(self, *, venue: str | None = None, symbol: str | None = None,
                open_only: bool = False, limit: int | None = None) -> list[OrderRecord]:
         """Orders, newest first. ``open_only``: those not in a final state (pending too)."""
-        clauses, params = _where(venue=venue, symbol=symbol)
+        clauses, params = equal_clauses(venue=venue, symbol=symbol)
         if open_only:
             final = [s.value for s in OrderStatus if s.is_final]
             clauses.append(f"status NOT IN ({', '.join('?' * len(final))})")
             params.extend(final)
-        sql = f"SELECT {_ORDER_COLUMNS} FROM trade_order{_joined(clauses)}"
+        sql = f"SELECT {_ORDER_COLUMNS} FROM trade_order{where_sql(clauses)}"
         sql += " ORDER BY created_at DESC, client_order_id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
@@ -197,11 +197,11 @@ class OrderRepository:
     def fills(self, *, venue: str | None = None, symbol: str | None = None,
               client_order_id: str | None = None, since_ms: int | None = None) -> list[Fill]:
         """Fills, oldest first."""
-        clauses, params = _where(venue=venue, symbol=symbol, client_order_id=client_order_id)
+        clauses, params = equal_clauses(venue=venue, symbol=symbol, client_order_id=client_order_id)
         if since_ms is not None:
             clauses.append("timestamp >= ?")
             params.append(since_ms)
-        sql = (f"SELECT {FILL_COLUMNS} FROM trade_fill{_joined(clauses)}"
+        sql = (f"SELECT {FILL_COLUMNS} FROM trade_fill{where_sql(clauses)}"
                " ORDER BY timestamp, rowid")
         with self._read_scope() as conn:
             return [fill_from_row(row) for row in conn.exec_driver_sql(sql, tuple(params))]
@@ -282,17 +282,19 @@ def _order_origin(conn: Connection, client_order_id: str) -> tuple[str, str]:
     return str(row[0]), str(row[1])
 
 
-def _where(**equal: object) -> tuple[list[str], list[Any]]:
+def equal_clauses(**equal: object) -> tuple[list[str], list[Any]]:
+    """``column = ?`` clauses and their parameters for the values given (None: any)."""
     clauses = [f"{column} = ?" for column, value in equal.items() if value is not None]
     return clauses, [value for value in equal.values() if value is not None]
 
 
-def _joined(clauses: list[str]) -> str:
+def where_sql(clauses: list[str]) -> str:
+    """The WHERE part joining ``clauses`` (empty when there are none)."""
     return " WHERE " + " AND ".join(clauses) if clauses else ""
 
 
 def _trade_query(where: TradeFilter) -> tuple[str, tuple[Any, ...]]:
-    clauses, params = _where(venue=where.venue, symbol=where.symbol, side=where.side,
+    clauses, params = equal_clauses(venue=where.venue, symbol=where.symbol, side=where.side,
                              strategy=where.strategy,
                              mode=None if where.mode is None else where.mode.value)
     if where.start_ms is not None:
@@ -301,7 +303,7 @@ def _trade_query(where: TradeFilter) -> tuple[str, tuple[Any, ...]]:
     if where.end_ms is not None:
         clauses.append("exit_time < ?")
         params.append(where.end_ms)
-    return _joined(clauses), tuple(params)
+    return where_sql(clauses), tuple(params)
 
 
 def decimal_text(value: Decimal | None) -> str | None:

@@ -20,8 +20,10 @@ from terminal.core.storage.orders import (
     FILL_COLUMNS,
     ORDER_COLUMNS,
     decimal_text,
+    equal_clauses,
     fill_from_row,
     order_from_row,
+    where_sql,
 )
 
 ConnectionScope = Callable[[], AbstractContextManager[Connection]]
@@ -216,16 +218,13 @@ class PaperRepository:
     def fills(self, venue: str, symbol: str | None = None,
               since_ms: int | None = None) -> list[Fill]:
         """The account's fills, oldest first."""
-        sql = f"SELECT {FILL_COLUMNS} FROM paper_fill WHERE venue = ?"
-        params: list[Any] = [venue]
-        if symbol is not None:
-            sql += " AND symbol = ?"
-            params.append(symbol)
+        clauses, params = equal_clauses(venue=venue, symbol=symbol)
         if since_ms is not None:
-            sql += " AND timestamp >= ?"
+            clauses.append("timestamp >= ?")
             params.append(since_ms)
+        sql = f"SELECT {FILL_COLUMNS} FROM paper_fill{where_sql(clauses)} ORDER BY seq"
         with self._read_scope() as conn:
-            rows = conn.exec_driver_sql(sql + " ORDER BY seq", tuple(params)).all()
+            rows = conn.exec_driver_sql(sql, tuple(params)).all()
         return [fill_from_row(row) for row in rows]
 
 
