@@ -129,18 +129,16 @@ class Terminal:
         symbols = [i.symbol for i in await self.paper.load_instruments()]
         await self.paper.catch_up(symbols)
         await self.orders.start()
+        desk = self.window.trading_desk
         for symbol in symbols:
             price = self.paper.last_price(symbol)
             if price is not None:
                 self.orders.update_price(symbol, float(price))
+                if desk is not None:
+                    desk.set_mark(symbol, float(price))
         self._unfollow = self.paper.follow(self.bus, self._filled)
         self.bus.subscribe(CandleUpdated, self._mark)
-        desk = self.window.trading_desk
         if desk is not None:
-            for symbol in symbols:
-                price = self.paper.last_price(symbol)
-                if price is not None:
-                    desk.set_mark(symbol, float(price))
             desk.start()
         await self.start_auto_trading(self.trading)
         self.window.preferences_saved.connect(self._apply_preferences)
