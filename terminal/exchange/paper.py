@@ -86,6 +86,8 @@ DEFAULT_STARTING_CASH = Decimal(10_000)
 ZERO = Decimal(0)
 # Closed candles fetched per request when catching up after a pause.
 _CATCH_UP_CHUNK = 1_000
+#: The candles the account follows and catches up on: an order meets every minute's prices.
+FEED_TIMEFRAME = Timeframe.M1
 # Suffixes of the client order ids of protective exits: the entry's id plus one of these.
 EXIT_SUFFIXES = {ExitReason.STOP_LOSS: "-sl", ExitReason.TAKE_PROFIT: "-tp",
                  ExitReason.TRAILING_STOP: "-ts"}
@@ -310,7 +312,7 @@ class PaperVenue:
         fills: list[Fill] = []
         self._entered_inside.discard(symbol)
         for state in [s for s in self._open.values() if s.order.symbol == symbol]:
-            if fresh and state.order.created_at >= candle.open_time + Timeframe.M1.ms:
+            if fresh and state.order.created_at >= candle.open_time + FEED_TIMEFRAME.ms:
                 # A feed lagging behind the clock: this minute was over before the order
                 # existed, and filling on it would trade on prices already known.
                 continue
@@ -375,9 +377,8 @@ class PaperVenue:
         self._set_protection(symbol, None)
         return self._apply(state, instrument, sim, amount, time_ms, now)
 
-    async def catch_up(self, symbols: Sequence[str], timeframe: Timeframe = Timeframe.M1
-                       ) -> list[Fill]:
-        """Work the orders on every ``timeframe`` candle that closed since the cursor.
+    async def catch_up(self, symbols: Sequence[str]) -> list[Fill]:
+        """Work the orders on every one-minute candle that closed since the cursor.
 
         A symbol seen for the first time starts at its latest closed candle (nothing is
         replayed from before the account knew it); one with nothing working (no open order,
@@ -393,18 +394,18 @@ class PaperVenue:
             working = symbol in self._protections or any(
                 s.order.symbol == symbol for s in self._open.values())
             if cursor is None or not working:
-                start = max(now - 3 * timeframe.ms, 0 if cursor is None
+                start = max(now - 3 * FEED_TIMEFRAME.ms, 0 if cursor is None
                             else cursor.candle.open_time)
             else:
-                start = cursor.candle.open_time + (timeframe.ms if cursor.closed else 0)
+                start = cursor.candle.open_time + (FEED_TIMEFRAME.ms if cursor.closed else 0)
             while start < now:
-                end = min(now, start + _CATCH_UP_CHUNK * timeframe.ms)
-                series = await self._market.fetch_candles(symbol, timeframe, start, end)
+                end = min(now, start + _CATCH_UP_CHUNK * FEED_TIMEFRAME.ms)
+                series = await self._market.fetch_candles(symbol, FEED_TIMEFRAME, start, end)
                 made: list[Fill] = []
                 for i in range(len(series)):
                     candle = series[i]
                     made.extend(self._advance(symbol, candle, closed=True,
-                                              at_ms=candle.open_time + timeframe.ms)[0])
+                                              at_ms=candle.open_time + FEED_TIMEFRAME.ms)[0])
                 if len(series):
                     self._save(fills=made, cursors={symbol: self._cursors[symbol]})
                 fills.extend(made)
@@ -439,14 +440,14 @@ class PaperVenue:
 
         def handle(event: CandleUpdated | CandleClosed) -> None:
             key = event.key
-            if key.venue != market or key.timeframe is not Timeframe.M1:
+            if key.venue != market or key.timeframe is not FEED_TIMEFRAME:
                 return
             symbol = key.symbol
             if self._account is None or symbol not in self._instruments or symbol in catching:
                 return
             cursor = self._cursors.get(symbol)
             if cursor is not None and (event.candle.open_time
-                                       > cursor.candle.open_time + Timeframe.M1.ms):
+                                       > cursor.candle.open_time + FEED_TIMEFRAME.ms):
                 catching[symbol] = asyncio.get_running_loop().create_task(
                     fill_hole(symbol), name=f"paper-catch-up-{symbol}")
                 return
