@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -31,7 +31,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 from terminal.core.autotrader import AutoTrader
 from terminal.core.bus import EventBus
 from terminal.core.clock import SystemClock
-from terminal.core.errors import InvalidArgument, TerminalError
+from terminal.core.errors import InvalidArgument, TerminalError, VenueError
 from terminal.core.events import (
     CandleUpdated,
     ErrorRaised,
@@ -41,29 +41,31 @@ from terminal.core.events import (
 )
 from terminal.core.fills import FillModel
 from terminal.core.intents import OrderIntent
-from terminal.core.model import OrderSide, OrderType, Timeframe
+from terminal.core.model import OrderSide, OrderType, Timeframe, VenueKind
 from terminal.core.orders import OrderManager
 from terminal.core.paths import APP_DISPLAY_NAME, APP_NAME, resolve_data_dir
-from terminal.core.risk import RiskLimits, RiskManager
-from terminal.core.secrets import install_log_redaction
+from terminal.core.ports import MarketDataVenue
+from terminal.core.risk import RiskManager
+from terminal.core.secrets import KeyStore, install_log_redaction
 from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.services import MarketDataService
 from terminal.core.settings import (
+    MarketSettings,
     Settings,
     SettingsFile,
     SimulatedMarketSettings,
     TradingSettings,
 )
 from terminal.core.storage import Store
-from terminal.core.storage.orders import TradingMode
 from terminal.exchange.paper import PaperVenue
-from terminal.exchange.simulated import DEFAULT_SEED, MarketGenerator, SimulatedMarket
+from terminal.exchange.setup import Venues, describe, exchange_pairs, open_venues
 from terminal.ml.service import ForecastService
 from terminal.resources import resource_path
 from terminal.ui import theme
 from terminal.ui.collector import GuiThreadCollector
 from terminal.ui.forecasting import QUICK_MODEL, ForecastController
 from terminal.ui.main_window import MainWindow
+from terminal.widgets.notifications import Severity
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,10 @@ _SCREENSHOT_SETTLE_S = 0.1
 _SCREENSHOT_WORKER_WAIT_S = 120.0
 _SCREENSHOT_TRAIN_WAIT_S = 180.0
 _SCREENSHOT_FORECAST_WAIT_S = 30.0
+#: Pauses between tries to reach an exchange at start-up.
+_START_RETRY_DELAYS_S = (2.0, 5.0, 10.0, 30.0, 60.0)
+#: How often a live account's open orders are checked on the exchange.
+LIVE_SYNC_INTERVAL_S = 5.0
 
 _T = TypeVar("_T")
 
@@ -87,20 +93,19 @@ _T = TypeVar("_T")
 class Terminal:
     """The running application's parts, as :func:`build_terminal` wires them.
 
-    ``paper`` is the trading venue (paper trading on the market's prices, the default until
-    live trading is enabled) and ``orders`` the order manager that owns its orders.
-    ``trading`` chooses what automated trading trades; it places orders only while the
-    user has switched it on.
+    ``venues`` holds the market the window shows and the account orders go to (a paper
+    account unless live trading is on); ``orders`` is the order manager that owns those
+    orders. ``trading`` chooses what automated trading trades; it places orders only while
+    the user has switched it on.
     ``forecasts`` runs the forecasting worker process; ``forecasting`` shows its results in the
     window.
     """
 
     store: Store
-    venue: SimulatedMarket
+    venues: Venues
     bus: EventBus
     service: MarketDataService
     window: MainWindow
-    paper: PaperVenue
     orders: OrderManager
     forecasts: ForecastService
     forecasting: ForecastController
@@ -110,38 +115,109 @@ class Terminal:
     _auto_watches: list[tuple[str, Timeframe]] = field(init=False, default_factory=list)
     _syncs: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
     _unfollow: Callable[[], None] | None = field(init=False, default=None)
+    _trading_started: bool = field(init=False, default=False)
+
+    @property
+    def venue(self) -> MarketDataVenue:
+        """Where the prices come from."""
+        return self.venues.market
+
+    @property
+    def paper(self) -> PaperVenue | None:
+        """The paper account orders go to; None when trading live."""
+        return self.venues.paper
 
     async def start_service(self) -> None:
-        """Run the service's start-up; a failure is reported in the window, not raised."""
+        """Run the service's start-up; a failure is reported in the window, not raised.
+
+        An exchange that cannot be reached is tried again (with growing pauses) until it
+        answers or the window closes: the window is usable meanwhile, and the notice says so.
+        """
         await self.start_forecasting()
         try:
-            await self.service.start()
-            await self.start_trading()
+            await self._until_reachable(self.service.start, "load market data")
+            await self._until_reachable(self.start_trading, "open the account")
         except TerminalError as error:
             self.bus.publish(ErrorRaised(self.venue.display_name, str(error)))
         except Exception as error:
             log.exception("market data service failed to start")
             self.bus.publish(ErrorRaised(self.venue.display_name, f"cannot start: {error!r}"))
 
+    async def _until_reachable(self, step: Callable[[], Awaitable[None]], what: str) -> None:
+        failures = 0
+        while True:
+            try:
+                await step()
+                return
+            except VenueError as error:
+                if not error.retryable:
+                    raise
+                delay = _START_RETRY_DELAYS_S[min(failures, len(_START_RETRY_DELAYS_S) - 1)]
+                failures += 1
+                self.bus.publish(ErrorRaised(
+                    self.venue.display_name,
+                    f"cannot {what}: {error}; trying again in {delay:.0f} s"))
+                await asyncio.sleep(delay)
+
     async def start_trading(self) -> None:
-        """Open the paper account, work its orders on the minutes that closed while the app
-        was not running, reconcile, and let it follow the live minutes."""
-        symbols = [i.symbol for i in await self.paper.load_instruments()]
-        await self.paper.catch_up(symbols)
+        """Open the account and reconcile it, then keep it current.
+
+        A paper account first works its orders on the minutes that closed while the app was
+        not running, then follows the live minutes. A live account is asked about its open
+        orders every few seconds (fills happen on the exchange, not here).
+        """
+        symbols = self.service.symbols
+        paper = self.paper
+        if paper is not None:
+            await paper.catch_up(symbols)
+            for symbol in symbols:
+                # The minute forming now, which the stream showed before the account
+                # followed it: orders placed from here on meet this price at once.
+                forming = self.service.forming(symbol, Timeframe.M1)
+                if forming is not None:
+                    paper.observe(symbol, forming, closed=False)
         await self.orders.start()
         desk = self.window.trading_desk
         for symbol in symbols:
-            price = self.paper.last_price(symbol)
+            price = self._last_price(symbol)
             if price is not None:
-                self.orders.update_price(symbol, float(price))
+                self.orders.update_price(symbol, price)
                 if desk is not None:
-                    desk.set_mark(symbol, float(price))
-        self._unfollow = self.paper.follow(self.bus, self._filled)
+                    desk.set_mark(symbol, price)
+        if paper is not None:
+            self._unfollow = paper.follow(self.bus, self._filled)
+        else:
+            self._keep(asyncio.create_task(self._poll_live_orders(), name="live-orders"))
         self.bus.subscribe(CandleUpdated, self._mark)
         if desk is not None:
             desk.start()
         await self.start_auto_trading(self.trading)
         self.window.preferences_saved.connect(self._apply_preferences)
+        self._trading_started = True
+
+    def _last_price(self, symbol: str) -> float | None:
+        if self.paper is not None:
+            price = self.paper.last_price(symbol)
+            if price is not None:
+                return float(price)
+        forming = self.service.forming(symbol, Timeframe.M1)
+        if forming is not None:
+            return forming.close
+        closed = self.service.history(symbol, Timeframe.M1, 1)
+        return float(closed.close[-1]) if len(closed) else None
+
+    async def _poll_live_orders(self) -> None:
+        """Ask the exchange about open orders now and then; a failure is shown, then the
+        next round tries again (the order manager never guesses an order's fate)."""
+        while True:
+            await asyncio.sleep(LIVE_SYNC_INTERVAL_S)
+            if not self.orders.open_orders():
+                continue
+            try:
+                await self.orders.sync()
+            except TerminalError as error:
+                self.bus.publish(ErrorRaised(self.venue.display_name,
+                                             f"cannot check open orders: {error}"))
 
     async def start_auto_trading(self, trading: TradingSettings) -> None:
         """(Re)start automated trading on ``trading``'s pairs, timeframe and strategy."""
@@ -165,11 +241,13 @@ class Terminal:
         auto.enabled = trading.automated_trading
         self.auto_trader = auto
         what = f"{trading.strategy} on {', '.join(pairs)} at {timeframe.code}"
+        money = ("with real money" if self.venues.kind is VenueKind.LIVE
+                 else "on the paper account")
         if auto.enabled:
             self.window.set_auto_trading(
                 f"Auto: {trading.strategy} {timeframe.code}",
-                f"Automated trading is on: {what}; every order passes the risk manager",
-                active=True)
+                f"Automated trading is on: {what}, {money}; every order passes the risk"
+                " manager", active=True)
         else:
             self.window.set_auto_trading(
                 "Auto: off", f"Automated trading is off (it would trade {what});"
@@ -187,9 +265,27 @@ class Terminal:
         return self.service.history(key.symbol, key.timeframe, bars)
 
     def _apply_preferences(self, settings: Settings) -> None:
-        """Saved preferences take effect at once: risk limits and automated trading."""
+        """Saved preferences take effect at once: risk limits, the pairs followed on an
+        exchange and automated trading. A new market source waits for the next start (the
+        window says so): where orders go never changes under open positions."""
         self.orders.risk = RiskManager(settings.risk, fee_rate=self.fee_rate)
-        task = asyncio.ensure_future(self.start_auto_trading(settings.trading))
+        self._keep(asyncio.ensure_future(self._apply_trading(settings)))
+
+    async def _apply_trading(self, settings: Settings) -> None:
+        if self.venues.pairs is not None:
+            wanted = exchange_pairs(settings)
+            held = [s for s in self.service.symbols if s in self._held_symbols()]
+            try:
+                await self.service.follow_pairs(tuple(dict.fromkeys((*wanted, *held))))
+            except TerminalError as error:
+                self.bus.publish(ErrorRaised(self.venue.display_name, str(error)))
+        await self.start_auto_trading(settings.trading)
+
+    def _held_symbols(self) -> set[str]:
+        return ({p.symbol for p in self.orders.positions() if p.amount > 0}
+                | {o.symbol for o in self.orders.open_orders()})
+
+    def _keep(self, task: asyncio.Future[Any]) -> None:
         self._syncs.add(task)
         task.add_done_callback(self._syncs.discard)
 
@@ -203,9 +299,7 @@ class Terminal:
             self.bus.publish(ErrorRaised("forecasting", f"cannot start the worker: {error!r}"))
 
     def _filled(self, symbol: str, _fills: object) -> None:
-        task = asyncio.create_task(self.orders.sync([symbol]), name=f"orders-sync-{symbol}")
-        self._syncs.add(task)
-        task.add_done_callback(self._syncs.discard)
+        self._keep(asyncio.create_task(self.orders.sync([symbol]), name=f"orders-sync-{symbol}"))
 
     def _mark(self, event: CandleUpdated) -> None:
         if event.key.venue == self.venue.id and event.key.timeframe is Timeframe.M1:
@@ -286,66 +380,65 @@ def build_terminal(data_dir: str | None, sim_speed: float | None, *,
                    settings: QSettings | None = None,
                    market: SimulatedMarketSettings | None = None,
                    preferences: Settings | None = None,
-                   settings_file: SettingsFile | None = None) -> Terminal:
+                   settings_file: SettingsFile | None = None,
+                   keys: KeyStore | None = None,
+                   exchange_api_url: str | None = None) -> Terminal:
     """Wire every part and create the window, without showing it or running the loop.
 
-    ``sim_speed`` overrides the speed in ``market`` (the user's simulated-market settings,
-    by default those in ``preferences``). Every order is checked against the risk limits in
-    ``preferences``. ``settings_file`` is where Preferences saves.
+    The market and the account come from ``preferences`` (see :mod:`terminal.exchange.setup`);
+    ``market`` replaces its simulated-market settings and ``sim_speed`` their speed. Every
+    order is checked against the risk limits in ``preferences``. ``settings_file`` is where
+    Preferences saves. ``keys`` holds the API key live trading uses; ``exchange_api_url``
+    sends an exchange's REST requests to another host.
     Needs a QApplication (see :func:`application`). Raises :class:`TerminalError` when the
     data folder or the database cannot be used.
     """
-    market = market or (preferences.simulated if preferences else SimulatedMarketSettings())
+    preferences = preferences or Settings()
+    if market is not None:
+        preferences = preferences.model_copy(update={"simulated": market})
     folder = resolve_data_dir(data_dir)
     store = Store.open(folder)
     try:
-        seed = DEFAULT_SEED if market.seed is None else market.seed
-        venue = SimulatedMarket(seed=seed,
-                                speed=sim_speed if sim_speed is not None else market.speed,
-                                start_ms=_resume_time(store, MarketGenerator(seed).venue_id))
-        bus = EventBus()
-        # The simulated market runs its own clock (it may run faster than the wall clock).
-        service = MarketDataService(store, venue, bus, venue, history_days=market.history_days)
-        window = MainWindow(service, bus, settings=settings, preferences=preferences,
-                            settings_file=settings_file)
         fill_model = FillModel()
-        paper = PaperVenue(store, venue, fill_model=fill_model, clock=venue)
-        risk = preferences.risk if preferences else RiskLimits()
-        orders = OrderManager(paper, store, bus,
-                              RiskManager(risk, fee_rate=fill_model.fees.taker),
-                              mode=TradingMode.PAPER, clock=venue)
-        window.attach_trading(orders, clock=venue)
+        venues = open_venues(preferences, store, keys=keys or KeyStore(),
+                             fill_model=fill_model, sim_speed=sim_speed,
+                             api_url=exchange_api_url)
+        log.info("starting on %s", describe(venues))
+        bus = EventBus()
+        service = MarketDataService(store, venues.market, bus, venues.clock,
+                                    history_days=venues.history_days, pairs=venues.pairs)
+        window = MainWindow(service, bus, settings=settings, preferences=preferences,
+                            settings_file=settings_file, kind=venues.kind)
+        orders = OrderManager(venues.account, store, bus,
+                              RiskManager(preferences.risk, fee_rate=fill_model.fees.taker),
+                              mode=venues.mode, clock=venues.clock)
+        window.attach_trading(orders, clock=venues.clock)
+        if venues.notice is not None:
+            window.show_error(venues.notice)
+            window.notify(Severity.WARNING, "Not on the market the settings ask for",
+                          venues.notice)
 
         def history(key: SeriesKey, bars: int | None) -> CandleSeries:
             return service.history(key.symbol, key.timeframe, bars)
 
         # Models and their timestamps live in wall-clock time, whatever the market's speed.
-        # The simulated market's stored history is always complete, so a scheduled retrain
-        # has nothing to fetch first (refresh=None).
+        # The market-data service stores every closed minute as it streams (and fetches the
+        # ones it missed), so a scheduled retrain finds the history current: refresh=None.
         forecasts = ForecastService(store, bus, SystemClock(), folder, history)
         forecasting = ForecastController(window, forecasts, bus, history)
     except BaseException:
         store.close()
         raise
-    return Terminal(store, venue, bus, service, window, paper, orders, forecasts, forecasting,
-                    trading=preferences.trading if preferences else TradingSettings(),
-                    fee_rate=fill_model.fees.taker)
+    return Terminal(store, venues, bus, service, window, orders, forecasts, forecasting,
+                    trading=preferences.trading, fee_rate=fill_model.fees.taker)
 
 
-def _resume_time(store: Store, venue_id: str) -> int | None:
-    """Where a simulated market that ran faster than real time last time stopped.
+def run_window(data_dir: str | None, sim_speed: float | None, *,
+               keys_from_env: bool = False) -> int:
+    """Open the main window and run until it is closed; returns the exit status.
 
-    Its history then reaches past the wall clock; the market carries on from there instead
-    of showing a present that is older than candles already on the chart.
+    ``keys_from_env`` reads live trading's API key from the environment (``--keys-from-env``).
     """
-    ends = [summary.last_time + summary.key.timeframe.ms for summary in store.candles.summaries()
-            if summary.key.venue == venue_id]
-    latest = max(ends, default=None)
-    return latest if latest is not None and latest > SystemClock().now_ms() else None
-
-
-def run_window(data_dir: str | None, sim_speed: float | None) -> int:
-    """Open the main window and run until it is closed; returns the exit status."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -363,7 +456,8 @@ def run_window(data_dir: str | None, sim_speed: float | None) -> int:
         settings_file = SettingsFile()
         preferences = settings_file.load()
         terminal = build_terminal(data_dir, sim_speed, settings=QSettings(),
-                                  preferences=preferences, settings_file=settings_file)
+                                  preferences=preferences, settings_file=settings_file,
+                                  keys=KeyStore(from_env=keys_from_env))
     except TerminalError as error:
         _report_startup_error(str(error))
         return EXIT_FAILED
@@ -443,13 +537,14 @@ async def _serve(terminal: Terminal) -> int:
 async def _place_demo_orders(terminal: Terminal, symbol: str) -> None:
     """A market buy, a sell of part of it (one closed trade) and a resting limit buy below
     the market, on the paper account: what the README picture shows."""
-    price = terminal.paper.last_price(symbol)
+    paper = terminal.paper
+    price = None if paper is None else paper.last_price(symbol)
     if price is None:
         return
     orders = terminal.orders
 
     async def market(side: OrderSide, amount: float) -> None:
-        placed = await orders.submit(OrderIntent(symbol, side, terminal.venue.now_ms(),
+        placed = await orders.submit(OrderIntent(symbol, side, terminal.venues.clock.now_ms(),
                                                  amount=amount))
         order = placed.order
         for _ in range(150):  # a market order fills on the next live minute at the latest
@@ -462,7 +557,7 @@ async def _place_demo_orders(terminal: Terminal, symbol: str) -> None:
     await market(OrderSide.BUY, 0.05)
     await market(OrderSide.SELL, 0.02)
     await market(OrderSide.BUY, 0.03)
-    await orders.submit(OrderIntent(symbol, OrderSide.BUY, terminal.venue.now_ms(),
+    await orders.submit(OrderIntent(symbol, OrderSide.BUY, terminal.venues.clock.now_ms(),
                                     type=OrderType.LIMIT, amount=0.02,
                                     price=float(price) * 0.985))
 
@@ -551,7 +646,9 @@ def save_screenshot(output: Path, *, data_dir: str | None, sim_speed: float | No
     if not output.parent.is_dir():
         raise InvalidArgument(f"the folder {output.parent} does not exist")
     app = application()
-    preferences = SettingsFile().load()
+    # Always the simulated market: a picture that needs no network and shows the same
+    # market on every machine, whatever market the window is set to.
+    preferences = SettingsFile().load().model_copy(update={"market": MarketSettings()})
     terminal = build_terminal(data_dir, sim_speed, preferences=preferences)
     image = _run_on_qt_loop(app, _render(terminal, size, symbol, timeframe, demo_orders),
                             terminal.window)

@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder holding the database (default: the user data folder)")
     parser.add_argument("--sim-speed", type=_positive_float, default=None, metavar="X",
                         help="simulated market speed: simulated seconds per real second")
+    # Its own dest: the keys command's option of the same name would overwrite this one.
+    parser.add_argument("--keys-from-env", dest="window_keys_from_env", action="store_true",
+                        help="live trading in the window reads the exchange's API key from"
+                             " TERMINAL_<EXCHANGE>_API_KEY / _SECRET / _PASSWORD for this run"
+                             " (where the OS keyring cannot be used)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     from terminal.commands import (
@@ -93,7 +98,8 @@ def _positive_float(text: str) -> float:
 def _run_window(args: argparse.Namespace) -> int:
     from terminal.app import run_window
 
-    return run_window(data_dir=args.data_dir, sim_speed=args.sim_speed)
+    return run_window(data_dir=args.data_dir, sim_speed=args.sim_speed,
+                      keys_from_env=args.window_keys_from_env)
 
 
 def print_json(payload: dict[str, Any]) -> None:

@@ -52,8 +52,7 @@ from terminal.core.settings import Settings, SettingsFile
 from terminal.core.storage import Store
 from terminal.core.storage.orders import TradeFilter, TradeRecord, TradingMode
 from terminal.core.timefmt import format_ms, parse_user_time
-from terminal.exchange.paper import VENUE_ID as PAPER_VENUE
-from terminal.exchange.paper import PaperVenue
+from terminal.exchange.paper import PaperVenue, paper_account_id
 from terminal.exchange.simulated import DEFAULT_SEED, SimulatedMarket
 from terminal.exchange.simulated import VENUE_ID as SIMULATED_VENUE
 
@@ -173,7 +172,7 @@ def _market(args: argparse.Namespace, settings: Settings) -> _Market:
         async def forming(symbol: str) -> list[tuple[Candle, bool]]:
             return [(_forming_candle(simulated, symbol), False)]
 
-        return _Market(simulated, simulated, forming, PAPER_VENUE)
+        return _Market(simulated, simulated, forming, paper_account_id(simulated.id))
     # Imported here: ccxt takes a noticeable time to import, and the simulated market's
     # paper account never needs it. No keys: paper reads public market data only.
     from terminal.exchange.ccxt_venue import CcxtVenue
@@ -205,7 +204,7 @@ def _market(args: argparse.Namespace, settings: Settings) -> _Market:
         price = float(last)
         return [*ticks, (Candle(minute, price, price, price, price, 0.0), False)]
 
-    return _Market(live, clock, latest, f"{PAPER_VENUE}-{live.id}")
+    return _Market(live, clock, latest, paper_account_id(live.id))
 
 
 async def _open_session(store: Store, settings: Settings, market: _Market,

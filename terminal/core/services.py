@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 
 from terminal.core.bus import EventBus
@@ -23,7 +24,7 @@ from terminal.core.events import (
 from terminal.core.marketdata import resample
 from terminal.core.model import DAY_MS, Candle, Instrument, Timeframe
 from terminal.core.ports import CandleTick, MarketDataVenue
-from terminal.core.series import CandleSeries, SeriesKey
+from terminal.core.series import CandleSeries, SeriesKey, concat
 from terminal.core.storage import Store, UpsertResult
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,18 @@ class MarketDataService:
     before :class:`CandleClosed` is published, and a candle missed while disconnected is fetched
     again, so the stored history has no holes of our making. Charts ask for any timeframe;
     coarser candles are aggregated from the 1-minute ones.
+
+    ``pairs`` limits the service to those symbols, in that order (an exchange lists
+    thousands, and each followed one costs a download and a live stream); None follows every
+    instrument the venue lists. A pair the venue does not list is left out with a message.
     """
 
     def __init__(self, store: Store, venue: MarketDataVenue, bus: EventBus, clock: Clock, *,
-                 history_days: int = DEFAULT_HISTORY_DAYS) -> None:
+                 history_days: int = DEFAULT_HISTORY_DAYS,
+                 pairs: Sequence[str] | None = None) -> None:
         self.venue = venue
         self.instruments: list[Instrument] = []
+        self._pairs = None if pairs is None else tuple(pairs)
         self.ready = False
         self._store = store
         self._bus = bus
@@ -77,45 +84,107 @@ class MarketDataService:
         Publishes :class:`InstrumentsLoaded`, :class:`HistoryProgress` while filling, and
         :class:`MarketDataReady` once :meth:`history` covers the venue's present.
         """
-        self.instruments = list(await self.venue.load_instruments())
+        self.instruments = await self._chosen_instruments()
         self._bus.publish(InstrumentsLoaded(self.venue.id, tuple(self.instruments)))
-        await self._backfill()
-        for symbol in self.symbols:
-            self._closed[symbol] = self._store.candles.load(
-                self.key(symbol, BASE_TIMEFRAME),
-                self._clock.now_ms() - Timeframe.W1.ms - BASE_TIMEFRAME.ms,
-            )
+        await self._backfill(self.symbols)
+        self._load_recent(self.symbols)
         self.ready = True
         self._bus.publish(MarketDataReady(self.venue.id))
         self._stream_task = asyncio.create_task(self._follow_live(), name="market-data-stream")
 
+    async def follow_pairs(self, pairs: Sequence[str]) -> None:
+        """Follow exactly ``pairs`` from now on: new ones are downloaded, then streamed.
+
+        Only for a service limited to pairs (one following every instrument has them all).
+        Publishes :class:`InstrumentsLoaded` and, once the new pairs' history is stored,
+        :class:`MarketDataReady` again.
+        """
+        if self._pairs is None:
+            raise InvalidArgument("this market's pairs are all followed already")
+        self._pairs = tuple(pairs)
+        if not self.ready:
+            return  # start() is under way and will read them
+        chosen = await self._chosen_instruments()
+        added = [i.symbol for i in chosen if i.symbol not in self.symbols]
+        await self._stop_stream()
+        self.instruments = chosen
+        self._bus.publish(InstrumentsLoaded(self.venue.id, tuple(self.instruments)))
+        try:
+            await self._backfill(added)
+            self._load_recent(added)
+        finally:
+            # Whatever the download did, the pairs already followed keep streaming.
+            self._stream_task = asyncio.create_task(self._follow_live(),
+                                                    name="market-data-stream")
+        self._bus.publish(MarketDataReady(self.venue.id))
+
     async def stop(self) -> None:
         """Stop streaming and wait for store writes still running, so the store may close."""
+        await self._stop_stream()
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        await self.venue.close()
+
+    async def _stop_stream(self) -> None:
         task, self._stream_task = self._stream_task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
-        await self.venue.close()
+
+    async def _chosen_instruments(self) -> list[Instrument]:
+        listed = list(await self.venue.load_instruments())
+        if self._pairs is None:
+            return listed
+        by_symbol = {instrument.symbol: instrument for instrument in listed}
+        missing = [pair for pair in self._pairs if pair not in by_symbol]
+        if len(missing) == len(self._pairs):
+            raise InvalidArgument(f"none of the pairs ({', '.join(self._pairs)}) is listed on"
+                                  f" {self.venue.display_name}")
+        if missing:
+            self._bus.publish(ErrorRaised(
+                self.venue.display_name,
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not listed on"
+                f" {self.venue.display_name} (spot); left out"))
+        return [by_symbol[pair] for pair in self._pairs if pair in by_symbol]
+
+    def _load_recent(self, symbols: Sequence[str]) -> None:
+        since = self._clock.now_ms() - Timeframe.W1.ms - BASE_TIMEFRAME.ms
+        for symbol in symbols:
+            self._closed[symbol] = self._store.candles.load(self.key(symbol, BASE_TIMEFRAME),
+                                                            since)
 
     def history(self, symbol: str, timeframe: Timeframe, bars: int | None = None) -> CandleSeries:
-        """Closed candles of ``symbol`` at ``timeframe``, the newest ``bars`` of them."""
+        """Closed candles of ``symbol`` at ``timeframe``, the newest ``bars`` of them.
+
+        Candles stored at ``timeframe`` itself (an imported file of this venue, say Binance's
+        hourly CSV) come first, continued by those aggregated from the stored minutes after
+        them: years of imported hours lead up to the hours the live stream keeps adding.
+        """
         self._check_symbol(symbol)
-        stored = self._store.candles.summary(self.key(symbol, timeframe))
-        source = timeframe if stored is not None else BASE_TIMEFRAME
-        start = None
-        if bars is not None:
-            newest = self._store.candles.summary(self.key(symbol, source))
-            if newest is None:
-                return CandleSeries.empty(timeframe)
-            start = timeframe.floor(newest.last_time) - bars * timeframe.ms
-        candles = self._store.candles.load(self.key(symbol, source), start)
-        if len(candles) and source is not timeframe:
-            last_close = int(candles.open_time[-1]) + source.ms
-            candles = resample(candles, timeframe, now_ms=last_close)
-        return candles if bars is None else candles.tail(bars)
+        minutes = self._store.candles.summary(self.key(symbol, BASE_TIMEFRAME))
+        own = (None if timeframe is BASE_TIMEFRAME
+               else self._store.candles.summary(self.key(symbol, timeframe)))
+        ends = [timeframe.floor(s.last_time) for s in (minutes, own) if s is not None]
+        if not ends:
+            return CandleSeries.empty(timeframe)
+        start = None if bars is None else max(ends) - bars * timeframe.ms
+        parts = []
+        minutes_from = start
+        if own is not None:
+            stored = self._store.candles.load(self.key(symbol, timeframe), start)
+            parts.append(stored)
+            minutes_from = own.last_time + timeframe.ms
+        if minutes is not None and (minutes_from is None
+                                    or minutes.last_time >= minutes_from):
+            candles = self._store.candles.load(self.key(symbol, BASE_TIMEFRAME), minutes_from)
+            if len(candles) and timeframe is not BASE_TIMEFRAME:
+                last_close = int(candles.open_time[-1]) + BASE_TIMEFRAME.ms
+                candles = resample(candles, timeframe, now_ms=last_close)
+            if len(candles):
+                parts.append(candles)
+        joined = concat(parts) if parts else CandleSeries.empty(timeframe)
+        return joined if bars is None else joined.tail(bars)
 
     def watch(self, symbol: str, timeframe: Timeframe) -> None:
         """Publish live :class:`CandleUpdated` / :class:`CandleClosed` for this pair from now on."""
@@ -146,10 +215,10 @@ class MarketDataService:
                 f"available: {', '.join(self.symbols)}"
             )
 
-    async def _backfill(self) -> None:
+    async def _backfill(self, symbols: Sequence[str]) -> None:
         now = self._clock.now_ms()
         plans = []
-        for symbol in self.symbols:
+        for symbol in symbols:
             summary = self._store.candles.summary(self.key(symbol, BASE_TIMEFRAME))
             start = (summary.last_time + BASE_TIMEFRAME.ms if summary
                      else BASE_TIMEFRAME.floor(now - self._history_days * DAY_MS))

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from terminal.core.errors import InvalidArgument
 from terminal.core.model import Timeframe
@@ -45,6 +52,16 @@ MAX_PAIRS = 10
 _PAIR = re.compile(r"[A-Z0-9]{2,12}/[A-Z0-9]{2,12}")
 
 
+def _check_pairs(pairs: tuple[str, ...]) -> tuple[str, ...]:
+    cleaned = tuple(pair.strip().upper() for pair in pairs)
+    for pair in cleaned:
+        if not _PAIR.fullmatch(pair):
+            raise ValueError(f"{pair!r} is not a pair like BTC/USDT")
+    if len(set(cleaned)) != len(cleaned):
+        raise ValueError("a pair is listed twice")
+    return cleaned
+
+
 class TradingSettings(BaseModel):
     """What is traded and how: pairs, timeframe, strategy, and whether trading is automatic."""
 
@@ -63,13 +80,7 @@ class TradingSettings(BaseModel):
     @field_validator("pairs")
     @classmethod
     def _valid_pairs(cls, pairs: tuple[str, ...]) -> tuple[str, ...]:
-        cleaned = tuple(pair.strip().upper() for pair in pairs)
-        for pair in cleaned:
-            if not _PAIR.fullmatch(pair):
-                raise ValueError(f"{pair!r} is not a pair like BTC/USDT")
-        if len(set(cleaned)) != len(cleaned):
-            raise ValueError("a pair is listed twice")
-        return cleaned
+        return _check_pairs(pairs)
 
     @field_validator("timeframe")
     @classmethod
@@ -85,6 +96,68 @@ class TradingSettings(BaseModel):
         if name not in STRATEGIES:
             raise ValueError(f"unknown strategy {name!r}; one of {', '.join(STRATEGIES)}")
         return name
+
+
+#: The market source that needs no exchange: the built-in simulated market.
+SIMULATED_SOURCE = "simulated"
+#: Pairs watched besides the traded ones.
+MAX_WATCHED_PAIRS = 20
+#: Days of 1-minute history fetched from an exchange on first start: at 1,000 candles per
+#: request, 30 days is 44 requests per pair.
+DEFAULT_EXCHANGE_HISTORY_DAYS = 30
+_EXCHANGE_ID = re.compile(r"[a-z0-9][a-z0-9_]{0,39}")
+
+
+class MarketSettings(BaseModel):
+    """Where prices come from and where orders go; takes effect at the next start.
+
+    ``source`` is the simulated market or a ccxt exchange id. On an exchange the terminal
+    paper-trades on its public prices unless ``live_trading`` is on, which sends orders to
+    the exchange with the API key stored for it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(default=SIMULATED_SOURCE,
+                        description="where prices come from: the simulated market or an"
+                                    " exchange (its public market data; no key needed)")
+    sandbox: bool = Field(default=False,
+                          description="use the exchange's testnet (its prices and, when"
+                                      " trading live, its test money)")
+    live_trading: bool = Field(default=False,
+                               description="send orders to the exchange with real money,"
+                                           " using its stored API key; off: paper trading")
+    watchlist: tuple[str, ...] = Field(
+        default=(), max_length=MAX_WATCHED_PAIRS,
+        description="pairs an exchange's watchlist shows besides the traded ones (its other"
+                    " pairs are not downloaded; the simulated market shows all of its own)")
+    history_days: int = Field(default=DEFAULT_EXCHANGE_HISTORY_DAYS, ge=1, le=730,
+                              description="days of 1-minute candles fetched from an exchange"
+                                          " when a pair is new to the store")
+
+    @field_validator("source")
+    @classmethod
+    def _source_id(cls, source: str) -> str:
+        cleaned = source.strip().lower()
+        if not _EXCHANGE_ID.fullmatch(cleaned):
+            raise ValueError(f"{source!r} is not an exchange id such as binance or kraken")
+        return cleaned
+
+    @field_validator("sandbox", "live_trading")
+    @classmethod
+    def _needs_exchange(cls, on: bool, info: ValidationInfo) -> bool:
+        if on and info.data.get("source", SIMULATED_SOURCE) == SIMULATED_SOURCE:
+            raise ValueError("needs an exchange as the source")
+        return on
+
+    @field_validator("watchlist")
+    @classmethod
+    def _valid_watchlist(cls, pairs: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_pairs(pairs)
+
+    @property
+    def simulated(self) -> bool:
+        return self.source == SIMULATED_SOURCE
 
 
 class DataSettings(BaseModel):
@@ -116,7 +189,8 @@ class AppearanceSettings(BaseModel):
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: int = 2
+    version: int = 3
+    market: MarketSettings = MarketSettings()
     simulated: SimulatedMarketSettings = SimulatedMarketSettings()
     risk: RiskLimits = RiskLimits()
     trading: TradingSettings = TradingSettings()
@@ -131,9 +205,14 @@ def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "version": 2}
 
 
+def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 added the market section (the simulated market by default)."""
+    return {**raw, "version": 3}
+
+
 SETTINGS_VERSION = Settings().version
 #: Step ``i`` turns the raw JSON of version ``i + 1`` into version ``i + 2``. Append only.
-_MIGRATIONS: tuple[Callable[[dict[str, Any]], dict[str, Any]], ...] = (_v1_to_v2,)
+_MIGRATIONS: tuple[Callable[[dict[str, Any]], dict[str, Any]], ...] = (_v1_to_v2, _v2_to_v3)
 
 
 def default_config_dir() -> Path:

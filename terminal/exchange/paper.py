@@ -79,6 +79,7 @@ from terminal.core.storage.paper import (
     PaperProtection,
     PriceCursor,
 )
+from terminal.exchange.simulated import is_simulated_venue
 
 VENUE_ID = "paper"
 DEFAULT_QUOTE = "USDT"
@@ -91,6 +92,12 @@ FEED_TIMEFRAME = Timeframe.M1
 # Suffixes of the client order ids of protective exits: the entry's id plus one of these.
 EXIT_SUFFIXES = {ExitReason.STOP_LOSS: "-sl", ExitReason.TAKE_PROFIT: "-tp",
                  ExitReason.TRAILING_STOP: "-ts"}
+
+
+def paper_account_id(market_id: str) -> str:
+    """The paper account trading on ``market_id``'s prices: ``paper`` on the simulated
+    market, ``paper-binance`` on Binance's. Balances made on different prices never mix."""
+    return VENUE_ID if is_simulated_venue(market_id) else f"{VENUE_ID}-{market_id}"
 
 
 class PaperVenue:

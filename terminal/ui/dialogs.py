@@ -123,18 +123,20 @@ class FirstRunWizard(QWizard):
              " fills in as soon as it is ready."]))
         self.addPage(_page(
             "2 · Paper trading", "Practise on real prices without real orders.",
-            ["Once an exchange is set up, <b>paper trading</b> runs your orders and strategies"
-             " against its live prices while filling them in a simulation: balances, fees and"
-             " positions behave as they would, but nothing is sent to the exchange.",
+            ["Choose an exchange in <b>Preferences → Market</b> (no key needed) and, from the"
+             " next start, <b>paper trading</b> runs your orders and strategies against its"
+             " live prices while filling them in a simulation: balances, fees and positions"
+             " behave as they would, but nothing is sent to the exchange.",
              "Use the <b>Backtest</b> panel first to see how a strategy would have done, against"
              " simply buying and holding, before trusting it with paper money.",
              "Risk limits (Preferences → Risk) apply in every mode: orders that break them are"
              " refused or reduced before they are placed."]))
         self.addPage(_page(
             "3 · API keys, later", "Only when you want to trade for real.",
-            ["Live trading needs an exchange API key. Keys are kept only in your operating"
-             " system's keyring, never in the settings file, and you can add them any time"
-             " later.",
+            ["Live trading needs an exchange API key (<b>File → API keys</b>) and"
+             " <b>Preferences → Market → Live trading</b> switched on. Keys are kept only in"
+             " your operating system's keyring, never in the settings file, and you can add"
+             " them any time later.",
              "Prefer keys <b>without withdrawal rights</b>. Live orders always ask for"
              " confirmation.",
              "Press <b>Finish</b> to open the terminal. This guide is under Help → Getting"

@@ -157,6 +157,7 @@ class MainWindow(QMainWindow):
     def __init__(self, service: MarketDataService, bus: EventBus, *,
                  settings: QSettings | None = None, preferences: Settings | None = None,
                  settings_file: SettingsFile | None = None,
+                 kind: VenueKind | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._service = service
@@ -176,8 +177,10 @@ class MainWindow(QMainWindow):
         self._watching: tuple[str, Timeframe] | None = None
         self._history_ready = False
         self._connection_lost = False
-        venue = service.venue
-        self._kind_label = venue.kind.label
+        # What the trader's orders risk (the status bar's SIMULATED / PAPER / LIVE): an
+        # exchange's prices with a paper account are PAPER, not the feed's LIVE.
+        self._kind = kind or service.venue.kind
+        self._kind_label = self._kind.label
 
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks
                             | QMainWindow.DockOption.AllowTabbedDocks
@@ -495,7 +498,7 @@ class MainWindow(QMainWindow):
         self._venue_badge = QLabel(self._kind_label, toolbar)
         self._venue_badge.setObjectName("VenueBadge")
         self._venue_badge.setStyleSheet(theme.venue_badge_style(self._kind_label))
-        self._venue_badge.setToolTip(_VENUE_DESCRIPTIONS[self._service.venue.kind])
+        self._venue_badge.setToolTip(_VENUE_DESCRIPTIONS[self._kind])
         toolbar.addWidget(self._venue_badge)
         self.addToolBar(toolbar)
 
@@ -560,7 +563,7 @@ class MainWindow(QMainWindow):
         venue = self._service.venue
         self._venue_label = QLabel(f"{self._kind_label} — {venue.display_name}", bar)
         self._venue_label.setObjectName("StatusStrong")
-        self._venue_label.setToolTip(_VENUE_DESCRIPTIONS[venue.kind])
+        self._venue_label.setToolTip(_VENUE_DESCRIPTIONS[self._kind])
         self._worker_label = QLabel(NO_MODELS_TEXT, bar)
         self._worker_label.setToolTip("State of the background model worker: no model has been"
                                       " trained yet, so no forecasts are shown")
@@ -716,21 +719,31 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
-    def _fill_symbols(self) -> None:
-        """Offer the venue's instruments once the service has loaded them."""
+    def _fill_symbols(self) -> bool:
+        """Offer the venue's instruments once the service has loaded them, and again when
+        the followed pairs change; True when the charted pair had to change with them."""
         symbols = self._service.symbols
-        if not symbols or self._symbol_box.isEnabled():  # enabled once filled
-            return
-        self._symbol_box.clear()
+        box = self._symbol_box
+        listed = [box.itemData(i) for i in range(box.count())
+                  if box.itemData(i) in symbols and box.itemData(i) not in self._imported]
+        if not symbols or (box.isEnabled() and listed == symbols):
+            return False
+        box.blockSignals(True)
+        box.clear()
         for symbol in symbols:
-            self._symbol_box.addItem(symbol, symbol)
-        self._symbol_box.setEnabled(True)
+            box.addItem(symbol, symbol)
+        box.setEnabled(True)
         self._list_imported()
-        if self._symbol not in symbols:
+        box.blockSignals(False)
+        moved = self._static_key is None and self._symbol not in symbols
+        if moved:
             self._symbol = symbols[0]
-        self._symbol_box.setCurrentIndex(self._symbol_box.findData(self._symbol))
+        key = self._static_key
+        box.setCurrentIndex(box.findData(self._symbol) if key is None else
+                            box.findData(f"{key.venue}:{key.symbol}:{key.timeframe.code}"))
         self._backtest_panel.set_symbols(symbols, self._symbol)
         self._update_title()
+        return moved
 
     def _load_chart(self) -> None:
         """Show the selected series' history and follow its live candles."""
@@ -798,6 +811,11 @@ class MainWindow(QMainWindow):
 
     def _on_history_ready(self) -> None:
         if self._history_ready:
+            # The followed pairs changed (Preferences): offer the new ones.
+            moved = self._fill_symbols()
+            self._fill_watchlist()
+            if moved:
+                self._load_chart()
             return
         self._history_ready = True
         self._fill_symbols()
@@ -1049,6 +1067,14 @@ class MainWindow(QMainWindow):
             self._apply_theme(settings.appearance.theme)
         note = (" The simulated market's changes take effect at the next start."
                 if settings.simulated != previous.simulated else "")
+        before, after = previous.market, settings.market
+        if ((after.source, after.sandbox, after.live_trading)
+                != (before.source, before.sandbox, before.live_trading)):
+            # Switching where orders go under open positions and orders is not done on the
+            # fly: the next start opens the new market and account, reconciled.
+            note += (f" The market ({after.source}{' testnet' if after.sandbox else ''},"
+                     f" {'live' if after.live_trading else 'paper'} trading) takes effect at"
+                     " the next start.")
         self.notify(Severity.SUCCESS, "Preferences saved", f"Settings were saved.{note}",
                     desktop=False)
         self.preferences_saved.emit(settings)

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from terminal.core.model import Timeframe
-from terminal.core.settings import MAX_PAIRS, Settings, SettingsFile
+from terminal.core.settings import MAX_PAIRS, SIMULATED_SOURCE, Settings, SettingsFile
 from terminal.core.strategies import STRATEGIES
 from terminal.widgets.forms import FieldBox, field_label
 
@@ -41,6 +41,11 @@ SECTIONS = (
     ("trading", "Trading", f"What is traded: up to {MAX_PAIRS} pairs, the timeframe and"
                            " strategy. Automated trading lets the strategy place orders itself;"
                            " on the simulated market and in paper mode no real money moves."),
+    ("market", "Market", "Where prices come from and where orders go. An exchange's prices"
+                         " need no key; with live trading off, orders go to a paper account on"
+                         " those prices. Live trading sends real orders with the key stored in"
+                         " File → API keys. Changes of source, testnet or live trading take"
+                         " effect at the next start; the watchlist changes at once."),
     ("risk", "Risk", "Every limit is optional: leave a field empty to switch it off. Entries"
                      " that break a limit are refused or reduced before any order is sent."),
     ("simulated", "Simulated market", "The built-in market used when no exchange is set up."
@@ -52,7 +57,16 @@ SECTIONS = (
 _CHOICES: dict[tuple[str, str], Callable[[], list[str]]] = {
     ("trading", "timeframe"): lambda: [tf.code for tf in Timeframe],
     ("trading", "strategy"): lambda: list(STRATEGIES),
+    ("market", "source"): lambda: [SIMULATED_SOURCE, *_exchange_choices()],
 }
+
+
+def _exchange_choices() -> list[str]:
+    # Imported when the dialog opens: ccxt takes a moment to load, and the window starts
+    # without it on the simulated market.
+    from terminal.exchange.ccxt_venue import exchange_ids
+
+    return sorted(exchange_ids())
 
 
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:

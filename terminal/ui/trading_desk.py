@@ -220,6 +220,11 @@ class TradingDesk(QObject):
         confirm.open()  # never exec(): a nested loop would run asyncio steps inside a slot
 
     @property
+    def live(self) -> bool:
+        """Whether orders go to an exchange with real money (each asks for confirmation)."""
+        return self._live
+
+    @property
     def confirmation(self) -> QMessageBox | None:
         """The live-order confirmation last opened (for tests)."""
         return self._confirm

@@ -15,6 +15,7 @@ from terminal.core.events import (
     CandleClosed,
     CandleUpdated,
     ConnectionChanged,
+    ErrorRaised,
     HistoryProgress,
     InstrumentsLoaded,
     MarketDataReady,
@@ -278,5 +279,101 @@ def test_stopping_during_the_backfill_waits_for_the_store_write(
         asyncio.get_running_loop().call_later(0.05, release.set)
         await service.stop()
         assert finished == [True], "stop() returned while a write was still running"
+
+    asyncio.run(scenario())
+
+
+def test_a_service_limited_to_pairs_follows_only_those_and_names_the_unlisted(
+        store: Store) -> None:
+    async def scenario() -> None:
+        venue = ScriptedVenue()
+        bus = EventBus()
+        errors: list[ErrorRaised] = []
+        bus.subscribe(ErrorRaised, errors.append)
+        service = MarketDataService(store, venue, bus, ManualClock(NOW), history_days=2,
+                                    pairs=("ETH/USDT", "DOGE/USDT"))
+        await service.start()
+        await settle()
+        assert service.symbols == ["ETH/USDT"]
+        assert store.candles.summary(service.key("BTC/USDT", Timeframe.M1)) is None
+        assert len(store.candles.load(service.key("ETH/USDT", Timeframe.M1))) == 2 * 1440
+        assert [e.message for e in errors] == [
+            "DOGE/USDT is not listed on Fake venue (spot); left out"]
+        with pytest.raises(InvalidArgument, match="BTC/USDT is not traded on Fake venue"):
+            service.history("BTC/USDT", Timeframe.M1)
+        await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_followed_pairs_change_while_running_new_ones_are_downloaded_then_streamed(
+        store: Store) -> None:
+    async def scenario() -> None:
+        venue = ScriptedVenue()
+        bus = EventBus()
+        recorder = Recorder(bus)
+        service = MarketDataService(store, venue, bus, ManualClock(NOW), history_days=2,
+                                    pairs=("ETH/USDT",))
+        await service.start()
+        await settle()
+        await service.follow_pairs(("BTC/USDT", "ETH/USDT"))
+        await settle()
+        assert service.symbols == ["BTC/USDT", "ETH/USDT"]
+        btc = service.key("BTC/USDT", Timeframe.M1)
+        assert store.candles.load(btc) == venue.path["BTC/USDT"].between(NOW - 2 * DAY_MS, NOW)
+        loaded = recorder.of(InstrumentsLoaded)
+        assert [[i.symbol for i in e.instruments] for e in loaded] == [
+            ["ETH/USDT"], ["BTC/USDT", "ETH/USDT"]]
+        assert len(recorder.of(MarketDataReady)) == 2
+        # The stream was reopened with the new pair, and its minutes reach the store.
+        assert venue.streams_opened == 2
+        venue.feed.put_nowait(CandleTick("BTC/USDT", Timeframe.M1, venue.bar("BTC/USDT", NOW),
+                                          closed=True))
+        await settle()
+        assert store.candles.load(btc).last_time == NOW
+        await service.follow_pairs(("BTC/USDT",))
+        assert service.symbols == ["BTC/USDT"]
+        with pytest.raises(InvalidArgument, match="none of the pairs"):
+            await service.follow_pairs(("XRP/USDT",))
+        assert service.symbols == ["BTC/USDT"]
+        await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_service_of_every_instrument_has_no_pairs_to_change(store: Store) -> None:
+    async def scenario() -> None:
+        service, _venue, _recorder = await started(store)
+        with pytest.raises(InvalidArgument, match="all followed already"):
+            await service.follow_pairs(("BTC/USDT",))
+        await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_candles_stored_at_the_timeframe_lead_up_to_those_built_from_the_minutes(
+        store: Store) -> None:
+    """An imported hourly file of the venue, continued by the hours of the live minutes."""
+    hours = make_series(48, Timeframe.H1, start_ms=NOW - 5 * DAY_MS, seed=3, price=90.0)
+    store.candles.upsert(SeriesKey("fake", "BTC/USDT", Timeframe.H1), hours)
+
+    async def scenario() -> None:
+        service, venue, _recorder = await started(store)
+        everything = service.history("BTC/USDT", Timeframe.H1)
+        assert everything.first_time == hours.first_time
+        imported = everything.between(None, hours.last_time + 1)
+        assert imported == hours
+        later = everything.between(hours.last_time + Timeframe.H1.ms, None)
+        minutes = venue.path["BTC/USDT"].between(later.first_time, NOW - 30 * MINUTE_MS)
+        # The hour in which the stored minutes begin (built from the minutes it has).
+        assert later.first_time == Timeframe.H1.floor(NOW - 2 * DAY_MS)
+        assert later.last_time == NOW - 30 * MINUTE_MS - Timeframe.H1.ms  # the last closed hour
+        assert later.close[-1] == minutes.close[-1]
+        assert len(everything) == len(hours) + len(later)
+        newest = service.history("BTC/USDT", Timeframe.H1, bars=3)
+        assert newest == everything.tail(3)
+        # Minutes are read as they are, whatever is stored at other timeframes.
+        assert service.history("BTC/USDT", Timeframe.M1, bars=2).last_time == NOW - MINUTE_MS
+        await service.stop()
 
     asyncio.run(scenario())

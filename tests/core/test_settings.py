@@ -8,6 +8,7 @@ from terminal.core.risk import RiskLimits
 from terminal.core.settings import (
     AppearanceSettings,
     DataSettings,
+    MarketSettings,
     Settings,
     SettingsFile,
     SimulatedMarketSettings,
@@ -60,7 +61,7 @@ def test_a_version_1_file_loads_with_the_new_sections_at_their_defaults(tmp_path
     settings_file.path.write_text(json.dumps({"version": 1, "simulated": {"speed": 5.0}}))
     loaded = settings_file.load()
     assert settings_file.problem is None
-    assert loaded.version == 2
+    assert loaded.version == 3
     assert loaded.simulated.speed == 5.0
     assert loaded.trading == TradingSettings()
     assert loaded.appearance.theme == "dark"
@@ -93,3 +94,33 @@ def test_trading_data_and_appearance_round_trip(tmp_path: Path) -> None:
 def test_bad_values_are_refused_with_the_reason(section, values, message) -> None:
     with pytest.raises(ValidationError, match=message):
         Settings.model_validate({section: values})
+
+
+def test_a_version_2_file_keeps_everything_and_starts_on_the_simulated_market(
+        tmp_path: Path) -> None:
+    settings_file = SettingsFile(tmp_path)
+    settings_file.path.write_text(json.dumps({
+        "version": 2, "trading": {"pairs": ["SOL/USDT"], "automated_trading": True}}))
+    loaded = settings_file.load()
+    assert settings_file.problem is None
+    assert loaded.version == 3
+    assert loaded.trading.pairs == ("SOL/USDT",)
+    assert loaded.market == MarketSettings()
+    assert loaded.market.simulated and not loaded.market.live_trading
+
+
+def test_the_market_source_is_an_exchange_id_and_live_trading_needs_one() -> None:
+    chosen = MarketSettings(source=" Binance ", sandbox=True, live_trading=True,
+                            watchlist=("sol/usdt", "XRP/USDT"))
+    assert (chosen.source, chosen.simulated, chosen.watchlist) == (
+        "binance", False, ("SOL/USDT", "XRP/USDT"))
+    for field, value in (("live_trading", True), ("sandbox", True)):
+        with pytest.raises(ValidationError, match="needs an exchange as the source") as caught:
+            MarketSettings(**{field: value})
+        assert caught.value.errors()[0]["loc"] == (field,)
+    with pytest.raises(ValidationError, match="is not an exchange id"):
+        MarketSettings(source="bin ance")
+    with pytest.raises(ValidationError, match="a pair is listed twice"):
+        MarketSettings(source="kraken", watchlist=("BTC/USD", "btc/usd"))
+    with pytest.raises(ValidationError, match="at most 20"):
+        MarketSettings(watchlist=tuple(f"C{i:02d}/USDT" for i in range(21)))

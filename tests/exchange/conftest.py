@@ -1,13 +1,13 @@
 """Fixtures for exchange tests: the local exchange emulator and a network guard.
 
-Every test in this folder runs with a guard that refuses connections and name lookups for any
-host but 127.0.0.1, so ccxt can never reach a real exchange from here.
+Every test in this folder runs behind the guard of ``tests/conftest.py`` that refuses
+connections and name lookups for any host but 127.0.0.1, so ccxt can never reach a real
+exchange from here.
 """
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,54 +17,11 @@ from terminal.exchange.ccxt_venue import CcxtVenue
 from terminal.exchange.errors import RetryPolicy
 from tests.exchange.emulator import API_KEY, SECRET, ExchangeEmulator
 
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
-class ForeignConnection(AssertionError):
-    """Something tried to reach a host other than this machine."""
-
 
 @pytest.fixture(autouse=True)
-def no_internet(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Fail any attempt to resolve or connect to a non-local host; returns the attempts."""
-    attempts: list[str] = []
-    real_connect = socket.socket.connect
-    real_connect_ex = socket.socket.connect_ex
-    real_getaddrinfo = socket.getaddrinfo
-
-    def check(address: Any) -> None:
-        if isinstance(address, tuple) and address and str(address[0]) not in LOCAL_HOSTS:
-            attempts.append(str(address[0]))
-            raise ForeignConnection(f"test tried to reach {address[0]}")
-
-    def connect(self: socket.socket, address: Any) -> None:
-        check(address)
-        real_connect(self, address)
-
-    def connect_ex(self: socket.socket, address: Any) -> int:
-        check(address)
-        return real_connect_ex(self, address)
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is not None and str(host) not in LOCAL_HOSTS:
-            attempts.append(str(host))
-            raise ForeignConnection(f"test tried to resolve {host}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return attempts
-
-
-@pytest.fixture
-def emulator() -> Iterator[ExchangeEmulator]:
-    server = ExchangeEmulator()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def offline(no_internet: list[str]) -> list[str]:
+    """Every exchange test runs behind the network guard (``no_internet``)."""
+    return no_internet
 
 
 async def _no_sleep(_seconds: float) -> None:

@@ -1,0 +1,170 @@
+"""The window on an exchange: paper trading on its prices, live trading with a key, and the
+safer set-up it falls back to. The exchange is the local emulator; nothing leaves 127.0.0.1.
+
+The wall clock is held still for the paper test (the exchange's time is the wall clock) and
+the emulator's candles end with the minute forming at that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from terminal import app as app_module
+from terminal.app import Terminal, build_terminal
+from terminal.core.intents import OrderIntent
+from terminal.core.model import OrderSide, OrderStatus, OrderType, Timeframe, VenueKind
+from terminal.core.secrets import KeyStore
+from terminal.core.settings import MarketSettings, Settings, TradingSettings
+from terminal.core.storage.orders import TradingMode
+from tests.exchange.emulator import API_KEY, SECRET, ExchangeEmulator
+from tests.exchange.test_paper_cli_exchange import BARS, MINUTE, cents
+from tests.factories import Moment
+from tests.ui.test_app import run_on_qt_loop
+
+pytestmark = [pytest.mark.qt, pytest.mark.usefixtures("no_internet")]
+M1 = Timeframe.M1.ms
+KEYS = {"TERMINAL_BINANCE_API_KEY": API_KEY, "TERMINAL_BINANCE_SECRET": SECRET}
+
+
+def on_binance(*, live: bool = False, source: str = "binance") -> Settings:
+    return Settings(market=MarketSettings(source=source, live_trading=live, history_days=1,
+                                          watchlist=("ETH/USDT", "DOGE/USDT")),
+                    trading=TradingSettings(pairs=("BTC/USDT",)))
+
+
+def lay_out_market(emulator: ExchangeEmulator) -> None:
+    """Thirty minutes of BTC and ETH up to the minute forming now."""
+    emulator.set_candles("BTCUSDT", "1m", cents(BARS, MINUTE - (BARS - 1) * M1))
+    emulator.set_candles("ETHUSDT", "1m", cents(BARS, MINUTE - (BARS - 1) * M1))
+
+
+def build(data_dir: Path, emulator: ExchangeEmulator, settings: Settings,
+          environ: dict[str, str] | None = None) -> Terminal:
+    return build_terminal(str(data_dir), None, preferences=settings,
+                          keys=KeyStore(from_env=True, environ=environ or {}),
+                          exchange_api_url=emulator.base_url)
+
+
+async def wait_for(condition, what: str, timeout_s: float = 20.0) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_window_paper_trades_on_an_exchanges_prices_and_sends_it_nothing(
+        qapp, data_dir: Path, emulator: ExchangeEmulator, moment: Moment) -> None:
+    lay_out_market(emulator)
+    terminal = build(data_dir, emulator, on_binance(), environ=KEYS)
+    window = terminal.window
+
+    async def scenario() -> OrderStatus:
+        terminal.bus.bind_loop(asyncio.get_running_loop())
+        try:
+            await terminal.start_service()
+            placed = await terminal.orders.submit(OrderIntent(
+                "BTC/USDT", OrderSide.BUY, moment.now, amount=0.01))
+            assert placed.order is not None
+            record_id = placed.order.client_order_id
+
+            def status() -> OrderStatus:
+                record = terminal.store.orders.get(record_id)
+                return record.order.status if record else OrderStatus.PENDING
+
+            await wait_for(lambda: status().is_final, "the paper order to fill")
+            return status()
+        finally:
+            await terminal.shutdown()
+
+    try:
+        assert run_on_qt_loop(qapp, scenario(), timeout_s=90) is OrderStatus.FILLED
+    finally:
+        window.close()
+    assert terminal.venues.kind is VenueKind.PAPER
+    assert terminal.orders.venue.id == "paper-binance"  # the account `paper --exchange` uses
+    assert terminal.service.symbols == ["BTC/USDT", "ETH/USDT"]  # DOGE is not listed
+    assert "PAPER — Binance" in window.status_texts()
+    fills = terminal.store.orders.fills(venue="paper-binance")
+    assert [f.amount for f in fills] == [Decimal("0.01")]
+    # Prices only: not one order request reached the exchange.
+    assert emulator.all_orders() == []
+    assert not [r for r in emulator.requests if "/order" in r]
+
+
+def test_live_trading_sends_orders_to_the_exchange_and_follows_their_fills(
+        qapp, data_dir: Path, emulator: ExchangeEmulator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_module, "LIVE_SYNC_INTERVAL_S", 0.1)
+    lay_out_market(emulator)
+    emulator.deposit("USDT", "10000")
+    terminal = build(data_dir, emulator, on_binance(live=True), environ=KEYS)
+    window = terminal.window
+    price = float(emulator.prices["BTCUSDT"])
+
+    async def scenario() -> tuple[OrderStatus, OrderStatus]:
+        terminal.bus.bind_loop(asyncio.get_running_loop())
+        try:
+            await terminal.start_service()
+            placed = await terminal.orders.submit(OrderIntent(
+                "BTC/USDT", OrderSide.BUY, terminal.venues.clock.now_ms(),
+                type=OrderType.LIMIT, amount=0.01, price=round(price * 0.99, 2)))
+            assert placed.order is not None
+            order_id = placed.order.client_order_id
+
+            def status() -> OrderStatus:
+                record = terminal.store.orders.get(order_id)
+                return record.order.status if record else OrderStatus.PENDING
+
+            resting = status()
+            emulator.set_price("BTCUSDT", f"{price * 0.98:.2f}")  # the exchange fills it
+            await wait_for(lambda: status() is OrderStatus.FILLED,
+                           "the live order's fill to be picked up")
+            return resting, status()
+        finally:
+            await terminal.shutdown()
+
+    try:
+        resting, filled = run_on_qt_loop(qapp, scenario(), timeout_s=90)
+    finally:
+        window.close()
+    assert (resting, filled) == (OrderStatus.OPEN, OrderStatus.FILLED)
+    assert terminal.venues.kind is VenueKind.LIVE
+    assert terminal.orders.mode is TradingMode.LIVE
+    assert "LIVE — Binance" in window.status_texts()
+    assert window.trading_desk is not None and window.trading_desk.live
+    [sent] = emulator.all_orders()
+    assert sent.status == "FILLED"
+    [record] = terminal.store.orders.orders(venue="binance")
+    assert record.mode is TradingMode.LIVE
+
+
+def test_live_trading_without_a_key_opens_on_paper_and_says_why(
+        qapp, data_dir: Path, emulator: ExchangeEmulator) -> None:
+    terminal = build(data_dir, emulator, on_binance(live=True), environ={})
+    try:
+        assert terminal.venues.kind is VenueKind.PAPER
+        assert terminal.orders.mode is TradingMode.PAPER
+        assert terminal.orders.venue.id == "paper-binance"
+        notes = [n.text for n in terminal.window.notification_center.notifications]
+        assert any("no API key is stored for binance" in n and "Trading on paper" in n
+                   for n in notes)
+    finally:
+        terminal.window.close()
+        terminal.store.close()
+
+
+def test_an_unknown_market_source_opens_the_simulated_market_and_says_why(
+        qapp, data_dir: Path, emulator: ExchangeEmulator) -> None:
+    terminal = build(data_dir, emulator, on_binance(source="nosuchexchange"))
+    try:
+        assert terminal.venues.kind is VenueKind.SIMULATED
+        assert terminal.venue.id == "simulated"
+        assert "unknown exchange 'nosuchexchange'" in terminal.window.status_message
+    finally:
+        terminal.window.close()
+        terminal.store.close()
