@@ -25,7 +25,7 @@ from terminal.core.errors import TerminalError
 from terminal.core.fills import FillModel
 from terminal.core.model import VenueKind
 from terminal.core.ports import MarketDataVenue, TradingVenue
-from terminal.core.secrets import KeyStore
+from terminal.core.secrets import ApiCredentials, KeyStore
 from terminal.core.settings import Settings
 from terminal.core.storage import Store
 from terminal.core.storage.orders import TradingMode
@@ -73,39 +73,43 @@ def open_venues(settings: Settings, store: Store, *, keys: KeyStore,
     # (the default) never needs.
     from terminal.exchange.ccxt_venue import CcxtVenue
 
-    # A REST mirror serves no websocket streams: live data is polled through it.
-    options = {"sandbox": market.sandbox, "api_base_url": api_url, "websocket": api_url is None}
+    credentials, notice = _live_key(keys, market.source) if market.live_trading else (None, None)
     try:
-        public = CcxtVenue(market.source, clock=SystemClock(), **options)
+        # A REST mirror serves no websocket streams: live data is polled through it. With a
+        # key, one venue serves both prices and orders: one connection, one clock offset,
+        # one rate limiter.
+        venue = CcxtVenue(market.source, sandbox=market.sandbox, clock=SystemClock(),
+                          api_base_url=api_url, websocket=api_url is None,
+                          api_key=credentials.api_key if credentials else None,
+                          secret=credentials.secret if credentials else None,
+                          password=credentials.password if credentials else None)
     except TerminalError as error:
         return _simulated(settings, store, fill_model, sim_speed,
                           notice=f"Cannot use the market source {market.source!r} ({error});"
                                  " the simulated market is shown instead. Choose another"
                                  " source in Preferences → Market.")
-    pairs = _followed_pairs(settings, store, public.id)
-    notice = None
-    if market.live_trading:
-        try:
-            credentials = keys.load(market.source)
-        except TerminalError as error:
-            credentials, reason = None, f"the API key cannot be read: {error}"
-        else:
-            reason = (f"no API key is stored for {market.source} (File → API keys adds one)"
-                      if credentials is None else "")
-        if credentials is not None:
-            # The same venue serves the prices and the orders: one connection, one clock
-            # offset, one rate limit.
-            public = CcxtVenue(market.source, clock=SystemClock(), api_key=credentials.api_key,
-                               secret=credentials.secret, password=credentials.password,
-                               **options)
-            return Venues(public, SystemClock(), public, None, VenueKind.LIVE,
-                          market.history_days, pairs)
-        notice = f"Live trading is on in the settings, but {reason}. Trading on paper instead."
+    pairs = _followed_pairs(settings, store, venue.id)
+    if credentials is not None:
+        return Venues(venue, SystemClock(), venue, None, VenueKind.LIVE, market.history_days,
+                      pairs)
     clock = SystemClock()
-    paper = PaperVenue(store, public, venue_id=paper_account_id(public.id),
+    paper = PaperVenue(store, venue, venue_id=paper_account_id(venue.id),
                        fill_model=fill_model, clock=clock)
-    return Venues(public, clock, paper, paper, VenueKind.PAPER, market.history_days, pairs,
+    return Venues(venue, clock, paper, paper, VenueKind.PAPER, market.history_days, pairs,
                   notice)
+
+
+def _live_key(keys: KeyStore, exchange: str) -> tuple[ApiCredentials | None, str | None]:
+    """The key live trading on ``exchange`` uses, or None and why trading stays on paper."""
+    try:
+        credentials = keys.load(exchange)
+    except TerminalError as error:
+        reason = f"the API key cannot be read: {error}"
+    else:
+        if credentials is not None:
+            return credentials, None
+        reason = f"no API key is stored for {exchange} (File → API keys adds one)"
+    return None, f"Live trading is on in the settings, but {reason}. Trading on paper instead."
 
 
 def exchange_pairs(settings: Settings) -> tuple[str, ...]:
