@@ -21,20 +21,27 @@ Conventions (see also :mod:`terminal.core.fills` for what happens inside a candl
 * A position open at the end is marked to the last close without an exit fee.
 * Buy-and-hold buys with all the cash at the open of the first bar the strategy could trade
   (the one after the warm-up), with the same fill model, and holds to the last close.
+
+A long run can be watched and stopped: ``progress(done, total)`` hears how many of the bars
+after the warm-up the engine has gone through, about every hundredth of them (it jumps, so
+the steps are uneven), rising to ``total`` when the engine is through; ``cancel`` (a
+``threading.Event`` or anything with ``is_set()``) is looked at on the same occasions and
+before and after each stage, and :class:`Cancelled` is raised once it is set. Neither changes
+a result.
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from terminal.core.errors import InvalidArgument
+from terminal.core.errors import Cancelled, InvalidArgument
 from terminal.core.events import IntentRejected
 from terminal.core.fills import ExitReason, FillModel, Protection, SimFill, SimOrder
 from terminal.core.intents import AccountSnapshot, OrderIntent, RiskCheck
@@ -48,6 +55,17 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 DEFAULT_LOOKAHEAD_CUTS = 8
+#: About how many times a watched run reports its progress and looks at its cancel flag.
+PROGRESS_REPORTS = 100
+
+#: Told ``(done, total)`` as a long job advances.
+Progress = Callable[[int, int], None]
+
+
+class CancelFlag(Protocol):
+    """Set from another thread to stop a long job at its next check."""
+
+    def is_set(self) -> bool: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,11 +132,15 @@ class BacktestResult:
 def run_backtest(candles: CandleSeries, strategy: Strategy, *, symbol: str = "BTC/USDT",
                  cash: float = 10_000.0, fill_model: FillModel | None = None,
                  risk: RiskCheck | None = None,
-                 lookahead_cuts: int | Sequence[int] = DEFAULT_LOOKAHEAD_CUTS) -> BacktestResult:
+                 lookahead_cuts: int | Sequence[int] = DEFAULT_LOOKAHEAD_CUTS,
+                 progress: Progress | None = None,
+                 cancel: CancelFlag | None = None) -> BacktestResult:
     """Run ``strategy`` over ``candles`` (closed candles, oldest first) from ``cash``.
 
     ``risk`` is asked before every order (see the module docstring for sizing without one).
     ``lookahead_cuts`` is passed to :func:`check_lookahead`; 0 skips the check.
+    ``progress`` and ``cancel`` watch and stop a long run (see the module docstring); a
+    cancelled run raises :class:`~terminal.core.errors.Cancelled`.
     """
     if not (math.isfinite(cash) and cash > 0):
         raise InvalidArgument(f"the starting cash must be a positive amount, got {cash}")
@@ -127,19 +149,28 @@ def run_backtest(candles: CandleSeries, strategy: Strategy, *, symbol: str = "BT
         raise InvalidArgument(
             f"{strategy.name} needs at least {warmup + 2} candles ({warmup} warm-up bars, one"
             f" bar to decide on and one to fill in), got {len(candles)}")
+    total = len(candles) - warmup
+    _stop_if_cancelled(cancel, 0, total)
     signals = strategy.signals(candles)
     if len(signals) != len(candles):
         raise InvalidArgument(f"{strategy.name} gave {len(signals)} signals for"
                               f" {len(candles)} candles")
     model = fill_model or FillModel()
     engine = _Engine(candles, signals, model, risk, symbol=symbol, cash=cash, warmup=warmup)
-    engine.run()
+    engine.run(progress, cancel)
     cuts_tried = 0
     peeking = None
     if lookahead_cuts:
+        _stop_if_cancelled(cancel, total, total)
         peeking = check_lookahead(strategy, candles, lookahead_cuts, full=signals)
         cuts_tried = lookahead_cuts if isinstance(lookahead_cuts, int) else len(lookahead_cuts)
+    _stop_if_cancelled(cancel, total, total)
     return engine.result(strategy, peeking, cuts_tried)
+
+
+def _stop_if_cancelled(cancel: CancelFlag | None, done: int, total: int) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(f"the backtest was cancelled after {done:,} of {total:,} bars")
 
 
 def fill_missing_bars(candles: CandleSeries) -> tuple[CandleSeries, int]:
@@ -205,9 +236,14 @@ class _Engine:
         self.rejections: list[IntentRejected] = []
         self.entry: tuple[int, SimFill] | None = None
 
-    def run(self) -> None:
+    def run(self, progress: Progress | None = None, cancel: CancelFlag | None = None) -> None:
         signals, count = self.signals, len(self.candles)
         last_decision = count - 2
+        total = count - self.warmup
+        watched = progress is not None or cancel is not None
+        # Unwatched, the next report lies past the last bar: one comparison per event.
+        next_report = self.warmup if watched else count
+        report_step = max(1, total // PROGRESS_REPORTS)
         window = slice(self.warmup, last_decision + 1)
         # Plain lists: bisect on them costs a fraction of a numpy call per event.
         entries = (np.flatnonzero(signals.enter_long[window] & ~signals.exit_long[window])
@@ -218,6 +254,11 @@ class _Engine:
         checked_from = 0
         entered_inside = False
         while bar <= last_decision:
+            if bar >= next_report:
+                _stop_if_cancelled(cancel, bar - self.warmup, total)
+                if progress is not None:
+                    progress(bar - self.warmup, total)
+                next_report = bar + report_step
             if self.qty == 0:
                 at = bisect_left(entries, bar)
                 if at == len(entries):
@@ -260,6 +301,10 @@ class _Engine:
             if fill_bar is not None and outcome.fill is not None:
                 self._exit(fill_bar, outcome.fill, ExitReason.SIGNAL)
                 bar = fill_bar
+        if watched:
+            _stop_if_cancelled(cancel, min(bar - self.warmup, total), total)
+            if progress is not None:
+                progress(total, total)
 
     # --- decisions --------------------------------------------------------------------------
 

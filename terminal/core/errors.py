@@ -70,3 +70,8 @@ class MarketClosed(VenueError):
 
 class OrderNotFound(VenueError):
     """The venue has no order with the given id."""
+
+
+class Cancelled(TerminalError):
+    """The user stopped a long job (a backtest, a search, a training) before it ended;
+    nothing from it was kept."""

@@ -37,17 +37,23 @@ import itertools
 import math
 import multiprocessing
 import signal
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from enum import Enum, unique
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from terminal.core.backtest import DEFAULT_LOOKAHEAD_CUTS, BacktestResult, run_backtest
-from terminal.core.errors import InvalidArgument, TerminalError
+from terminal.core.backtest import (
+    DEFAULT_LOOKAHEAD_CUTS,
+    BacktestResult,
+    CancelFlag,
+    Progress,
+    run_backtest,
+)
+from terminal.core.errors import Cancelled, InvalidArgument
 from terminal.core.fills import ExitReason, FeeSchedule, FillModel, Slippage
 from terminal.core.metrics import Metrics, Trade, compute_metrics
 from terminal.core.risk import RiskLimits, RiskManager
@@ -71,15 +77,10 @@ PROFIT_FACTOR_CAP = 10.0
 CHUNKS_PER_WORKER = 4
 
 Params = dict[str, ParamValue]
-Progress = Callable[[int, int], None]
 
 
-class OptimizationCancelled(TerminalError):
+class OptimizationCancelled(Cancelled):
     """The search was stopped through its cancel flag before it finished."""
-
-
-class CancelFlag(Protocol):
-    def is_set(self) -> bool: ...
 
 
 @unique

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
-from terminal.core.errors import InvalidArgument, TerminalError
+from terminal.core.errors import Cancelled, InvalidArgument
 from terminal.ml.datasets import DEFAULT_WINDOW, Dataset, Scaler, windows
 from terminal.ml.forecasters import QUANTILES, Forecaster
 
@@ -34,7 +34,7 @@ _OUTPUTS = 5  # expected, three quantiles, up-logit
 _PREDICT_BATCH = 4096
 
 
-class TrainingCancelled(TerminalError):
+class TrainingCancelled(Cancelled):
     """Training was cancelled by the user; nothing was stored."""
 
 

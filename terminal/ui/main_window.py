@@ -195,7 +195,9 @@ class MainWindow(QMainWindow):
         self._backtests.progress.connect(self._backtest_panel.set_progress)
         self._backtests.finished.connect(self._on_backtest_finished)
         self._backtests.failed.connect(self._on_backtest_failed)
+        self._backtests.cancelled.connect(self._backtest_panel.set_cancelled)
         self._backtest_panel.run_requested.connect(self.run_backtest)
+        self._backtest_panel.cancel_requested.connect(self._backtests.cancel)
         self._build_actions()
         self._build_toolbar()
         self._build_menus()
@@ -1224,6 +1226,8 @@ class MainWindow(QMainWindow):
         for dialog in self.findChildren(QDialog):
             dialog.close()
         self._save_settings()
+        # A long backtest would hold up the exit: it stops at its next check.
+        self._backtests.cancel()
         if self._desk is not None:
             self._desk.close()
         for unsubscribe in self._unsubscribers:

@@ -189,7 +189,8 @@ QListWidget::item {{ padding: 6px 4px; border-bottom: 1px solid {t.border}; }}
 QPushButton:disabled {{ color: {t.text_muted}; background: {t.surface}; }}
 QPushButton#Primary {{ background: {t.accent}; border-color: {t.accent}; color: #ffffff; }}
 QPushButton#Primary:hover {{ background: {t.accent_hover}; }}
-QPushButton#Primary:disabled {{ background: {t.surface_raised}; color: {t.text_muted}; }}
+QPushButton#Primary:disabled {{ background: {t.surface_raised}; border-color: {t.border_strong};
+    color: {t.text_muted}; }}
 QLabel#TicketSymbol {{ color: {t.text_bright}; font-weight: 700; font-size: 11pt; }}
 QLabel#TicketPrice {{ color: {t.text_bright}; font-weight: 600; }}
 QPushButton#BuySide, QPushButton#SellSide {{

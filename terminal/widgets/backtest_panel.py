@@ -2,7 +2,8 @@
 
 The panel only collects a valid :class:`BacktestRequest` and shows a
 :class:`~terminal.core.backtest.BacktestResult`; running it is the window's business (in the
-background, so the form stays responsive).
+background, so the form stays responsive). While a run is under way, Cancel (or Esc) asks
+the window to stop it, and the bar shows how many of its bars the engine has gone through.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QDate, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -77,11 +78,16 @@ class BacktestPanel(QWidget):
 
     #: The user asked for a run; the request is valid.
     run_requested = Signal(object)
+    #: The user asked to stop the run under way.
+    cancel_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._param_fields: dict[str, tuple[Parameter, _Field]] = {}
         self._running = False
+        self._has_result = False
+        # The last (done, total) the run reported; total 0 while the candles are read.
+        self._counted = (0, 0)
         self._accent, self._muted = "#2962ff", "#787b86"
         self._up, self._down = "#26a69a", "#ef5350"
 
@@ -117,9 +123,17 @@ class BacktestPanel(QWidget):
         self._run = QPushButton("Run backtest")
         self._run.setObjectName("Primary")
         self._run.clicked.connect(self._on_run)
+        self._cancel = QPushButton("Cancel")
+        self._cancel.setToolTip("Stop the backtest under way (Esc)")
+        self._cancel.setEnabled(False)
+        self._cancel.clicked.connect(self._on_cancel)
         self._progress = QProgressBar()
-        self._progress.setTextVisible(False)
+        self._progress.setTextVisible(False)  # the label beside it says the percentage
+        self._progress.setStyleSheet("QProgressBar { max-width: 16777215px; }")
         self._progress.hide()
+        self._percent = QLabel()
+        self._percent.setObjectName("Muted")
+        self._percent.hide()
         self._status = QLabel("Choose a strategy and press Run.")
         self._status.setObjectName("Muted")
         self._status.setWordWrap(True)
@@ -142,14 +156,19 @@ class BacktestPanel(QWidget):
         form.addRow("Fee %", self._fee.box)
         form.addRow("Cash", self._cash.box)
         run_row = QHBoxLayout()
-        run_row.addWidget(self._run)
-        run_row.addWidget(self._progress, 1)
+        run_row.addWidget(self._run, 1)
+        run_row.addWidget(self._cancel)
+        # The bar gets a line of its own: beside the buttons it would widen the form.
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self._progress, 1)
+        progress_row.addWidget(self._percent)
         form_box = QWidget()
         form_column = QVBoxLayout(form_box)
         form_column.setContentsMargins(8, 8, 8, 8)
         form_column.addLayout(form)
         form_column.addWidget(self._form_error)
         form_column.addLayout(run_row)
+        form_column.addLayout(progress_row)
         form_column.addWidget(self._status)
         form_column.addStretch(1)
 
@@ -244,6 +263,10 @@ class BacktestPanel(QWidget):
     def run_button(self) -> QPushButton:
         return self._run
 
+    @property
+    def cancel_button(self) -> QPushButton:
+        return self._cancel
+
     def _on_strategy_changed(self) -> None:
         name = self._strategy.currentData()
         cls = STRATEGIES[name]
@@ -300,6 +323,20 @@ class BacktestPanel(QWidget):
         if request is not None and not self._running:
             self.run_requested.emit(request)
 
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # Esc reaches the panel from any field that leaves it unused (line edits, dates).
+        if event.key() == Qt.Key.Key_Escape and self._running:
+            self._on_cancel()
+            return
+        super().keyPressEvent(event)
+
+    def _on_cancel(self) -> None:
+        if not (self._running and self._cancel.isEnabled()):
+            return
+        self._cancel.setEnabled(False)
+        self._status.setText("Cancelling the backtest…")
+        self.cancel_requested.emit()
+
     # -- progress and results -----------------------------------------------------------------
 
     @property
@@ -307,17 +344,39 @@ class BacktestPanel(QWidget):
         return self._running
 
     def set_running(self, message: str) -> None:
-        """A run is under way: the form stays usable, Run waits, the bar shows progress."""
+        """A run is under way: the form stays usable, Run waits, Cancel and the bar show."""
         self._running = True
+        self._counted = (0, 0)
         self._run.setEnabled(False)
+        self._cancel.setEnabled(True)
         self._progress.setRange(0, 0)
         self._progress.show()
+        self._percent.clear()
+        self._percent.show()
         self._status.setText(message)
 
     def set_progress(self, done: int, total: int, message: str) -> None:
-        self._progress.setRange(0, max(total, 1))
-        self._progress.setValue(done)
+        """``done`` of ``total`` bars gone through; a total of 0 keeps the bar busy."""
+        if not self._running or not self._cancel.isEnabled():
+            return  # a report that crossed a cancel on its way must not undo "Cancelling"
+        self._counted = (done, total)
+        if total > 0:
+            self._progress.setRange(0, total)
+            self._progress.setValue(done)
+            self._percent.setText(f"{_percent(done, total)}%")
+        else:
+            self._progress.setRange(0, 0)
+            self._percent.clear()
         self._status.setText(message)
+
+    def set_cancelled(self) -> None:
+        """The run stopped at the user's request; say where, and what the figures are."""
+        done, total = self._counted
+        self._finish()
+        where = (f" at {_percent(done, total)}% ({done:,} of {total:,} bars)" if total > 0
+                 else " while its candles were read")
+        previous = " The figures shown are from the previous run." if self._has_result else ""
+        self._status.setText(f"Backtest cancelled{where}.{previous}")
 
     def set_failed(self, message: str) -> None:
         self._finish()
@@ -326,6 +385,7 @@ class BacktestPanel(QWidget):
     def show_result(self, result: BacktestResult, seconds: float) -> None:
         """Fill the statistics and the equity curves from ``result``."""
         self._finish()
+        self._has_result = True
         rows = _stat_rows(result.metrics, result.buy_and_hold)
         self._stats.setRowCount(len(rows))
         for row, (name, mine, hold, better) in enumerate(rows):
@@ -367,9 +427,16 @@ class BacktestPanel(QWidget):
     def status_text(self) -> str:
         return self._status.text()
 
+    @property
+    def progress_text(self) -> str:
+        """The percentage beside the bar; empty while the bars are not counted yet."""
+        return self._percent.text()
+
     def _finish(self) -> None:
         self._running = False
+        self._cancel.setEnabled(False)
         self._progress.hide()
+        self._percent.hide()
         self.validate()
 
     def set_colors(self, accent: str, muted: str, up: str, down: str, background: str,
@@ -383,6 +450,11 @@ class BacktestPanel(QWidget):
         self._strategy_curve.setPen(pg.mkPen(accent, width=1.6))
         self._hold_curve.setPen(pg.mkPen(muted, width=1.2, style=Qt.PenStyle.DashLine))
         self._legend.setLabelTextColor(text)
+
+
+def _percent(done: int, total: int) -> int:
+    """Whole percent, rounded down: 100 only when everything is done."""
+    return done * 100 // total
 
 
 def _number_text(value: float) -> str:

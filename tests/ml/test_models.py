@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from terminal.core.errors import InvalidArgument
+from terminal.core.errors import Cancelled, InvalidArgument
 from terminal.core.series import CandleSeries
 from terminal.ml.datasets import Dataset
 from terminal.ml.models import (
@@ -67,3 +67,7 @@ def test_bad_settings_and_names_are_refused() -> None:
         TrainingSettings(epochs=0)
     with pytest.raises(InvalidArgument, match="unknown architecture"):
         NeuralForecaster("rnn")
+
+
+def test_a_cancelled_training_is_a_cancelled_job() -> None:
+    assert issubclass(TrainingCancelled, Cancelled)

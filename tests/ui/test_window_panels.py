@@ -248,3 +248,24 @@ def test_indicator_periods_are_validated_then_applied(qtbot, ready_service, bus)
     settings = window.chart.indicator_settings
     assert (settings.sma_period, settings.macd_fast, settings.bollinger_width) == (9, 8, 2.5)
     assert "SMA 9" in window.chart.readout_text()
+
+
+def test_a_cancelled_backtest_shows_nothing_and_the_next_run_does(qtbot, ready_service,
+                                                                 bus) -> None:
+    window = make_window(qtbot, ready_service, bus)
+    panel = window.backtest_panel
+    panel.set_period(QDate(2023, 11, 14), QDate(2023, 11, 20))
+    panel.parameter_edit("fast").setText("5")
+    panel.parameter_edit("slow").setText("12")
+    # Cancel is pressed before the worker's first word reaches the window: whether the job
+    # stopped at a check or had already finished, the run ends as cancelled.
+    with qtbot.waitSignal(window.backtest_runner.cancelled, timeout=20_000):
+        panel.run_button.click()
+        panel.cancel_button.click()
+    assert panel.status_text.startswith("Backtest cancelled")
+    assert window.chart.trade_marker_count == 0 and panel.stats_text() == {}
+    assert "Backtest finished" not in [n.title for n in window.notification_center.notifications]
+    with qtbot.waitSignal(window.backtest_runner.finished, timeout=20_000) as signal:
+        panel.run_button.click()
+    assert panel.stats_text()["Trades"][0] == str(len(signal.args[0].trades))
+    assert window.notification_center.notifications[0].title == "Backtest finished"
