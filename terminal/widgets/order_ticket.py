@@ -269,9 +269,13 @@ class OrderTicket(QWidget):
 
     def set_available(self, quote_free: float, base_free: float) -> None:
         """What the account can spend: free quote and base currency."""
+        changed = (quote_free, base_free) != (self._quote_free, self._base_free)
         self._quote_free, self._base_free = quote_free, base_free
         self._available.setText(
             f"Available  {quote_free:,.2f} {self._quote}  ·  {base_free:,.6g} {self._base}")
+        if changed and self._unit.currentData() == UNIT_PERCENT and self._amount.text().strip():
+            # A share of the balance is another amount now: the last verdict was on the old.
+            self.recheck()
 
     def show_verdict(self, approved: bool, text: str) -> None:
         """The risk manager's verdict on the current draft (``text``: the reason or the

@@ -168,3 +168,42 @@ def test_an_unknown_market_source_opens_the_simulated_market_and_says_why(
     finally:
         terminal.window.close()
         terminal.store.close()
+
+
+def test_a_live_order_from_the_ticket_reaches_the_exchange_only_after_confirmation(
+        qapp, data_dir: Path, emulator: ExchangeEmulator, moment: Moment) -> None:
+    lay_out_market(emulator)
+    emulator.deposit("USDT", "10000")
+    terminal = build(data_dir, emulator, on_binance(live=True), environ=KEYS)
+    window = terminal.window
+    window.show()
+    ticket, desk = window.order_ticket, window.trading_desk
+    assert desk is not None
+
+    async def scenario() -> None:
+        terminal.bus.bind_loop(asyncio.get_running_loop())
+        try:
+            await terminal.start_service()
+            await wait_for(lambda: desk.marks.get(ticket.symbol), "a live price")
+            ticket.set_share(25)  # a quarter of the exchange's USDT balance
+            await wait_for(lambda: ticket.verdict_text.startswith("Approved"), "approval")
+            ticket.submit()
+            confirm = desk.confirmation
+            assert confirm is not None and confirm.isVisible()
+            assert "real money" in confirm.text()
+            await asyncio.sleep(0.3)
+            assert emulator.all_orders() == []  # nothing is sent before the user confirms
+            confirm.accept()
+            await wait_for(lambda: emulator.all_orders(), "the order on the exchange")
+            await wait_for(lambda: terminal.orders.positions(), "the position")
+        finally:
+            await terminal.shutdown()
+
+    try:
+        run_on_qt_loop(qapp, scenario(), timeout_s=90)
+    finally:
+        window.close()
+    [sent] = emulator.all_orders()
+    assert (sent.side, sent.status) == ("BUY", "FILLED")
+    [position] = terminal.orders.positions()
+    assert position.symbol == "BTC/USDT" and position.amount > 0

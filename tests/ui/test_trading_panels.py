@@ -50,6 +50,20 @@ def test_the_ticket_turns_input_into_a_draft_and_converts_a_share(qtbot, ticket)
     assert ticket._unit.currentText() == "% of BTC"
 
 
+def test_a_share_of_the_balance_is_checked_again_when_the_balance_arrives(qtbot,
+                                                                        ticket) -> None:
+    ticket.set_available(0.0, 0.0)  # the account is still loading
+    with qtbot.waitSignal(ticket.draft_changed, timeout=2000) as blocker:
+        ticket.set_share(25)
+    assert blocker.args[0] is None
+    assert ticket.verdict_text == "No free USDT to trade"
+    with qtbot.waitSignal(ticket.draft_changed, timeout=2000) as blocker:
+        ticket.set_available(10_000.0, 0.0)
+    assert blocker.args[0].amount == pytest.approx(0.05)  # 25% of 10,000 USDT at 50,000
+    with qtbot.assertNotEmitted(ticket.draft_changed, wait=400):
+        ticket.set_available(10_000.0, 0.0)  # the same balance again: nothing to check
+
+
 @pytest.mark.parametrize(("setup", "message"), [
     ({"_amount": "abc"}, "the amount must be a number"),
     ({"_amount": "-1"}, "the amount must be positive"),
