@@ -15,11 +15,14 @@ import pytest
 
 from terminal import app as app_module
 from terminal.app import Terminal, build_terminal
+from terminal.core.events import ErrorRaised
 from terminal.core.intents import OrderIntent
 from terminal.core.model import OrderSide, OrderStatus, OrderType, Timeframe, VenueKind
 from terminal.core.secrets import KeyStore
 from terminal.core.settings import MarketSettings, Settings, TradingSettings
 from terminal.core.storage.orders import TradingMode
+from terminal.exchange import ccxt_venue
+from tests.exchange.conftest import fast_retry
 from tests.exchange.emulator import API_KEY, SECRET, ExchangeEmulator
 from tests.exchange.test_paper_cli_exchange import BARS, MINUTE, cents
 from tests.factories import Moment
@@ -207,3 +210,33 @@ def test_a_live_order_from_the_ticket_reaches_the_exchange_only_after_confirmati
     assert (sent.side, sent.status) == ("BUY", "FILLED")
     [position] = terminal.orders.positions()
     assert position.symbol == "BTC/USDT" and position.amount > 0
+
+
+def test_an_exchange_that_cannot_be_reached_at_start_is_tried_again_until_it_answers(
+        qapp, data_dir: Path, emulator: ExchangeEmulator, moment: Moment,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ccxt_venue, "RetryPolicy", lambda: fast_retry(attempts=2))
+    monkeypatch.setattr(app_module, "_START_RETRY_DELAYS_S", (0.05,))
+    lay_out_market(emulator)
+    # Each start-up try lets the venue make two requests: six failures are three tries.
+    emulator.inject("unavailable", "GET /api/v3/exchangeInfo", calls=(1, 2, 3, 4, 5, 6))
+    terminal = build(data_dir, emulator, on_binance())
+    errors: list[str] = []
+    terminal.bus.subscribe(ErrorRaised, lambda e: errors.append(e.message))
+
+    async def scenario() -> None:
+        terminal.bus.bind_loop(asyncio.get_running_loop())
+        try:
+            await terminal.start_service()
+        finally:
+            await terminal.shutdown()
+
+    try:
+        run_on_qt_loop(qapp, scenario(), timeout_s=90)
+    finally:
+        terminal.window.close()
+    retries = [e for e in errors if e.startswith("cannot load market data")]
+    assert len(retries) == 3
+    assert all("trying again in 0 s" in e for e in retries)
+    assert terminal.service.ready and terminal.service.symbols == ["BTC/USDT", "ETH/USDT"]
+    assert terminal.orders.venue.id == "paper-binance"
