@@ -71,6 +71,8 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+#: What the window's run returns when the user asked for a restart (never an exit status).
+_RESTART = -1
 #: Platforms that draw into memory only: nothing can be shown to the user there.
 _HEADLESS_PLATFORMS = ("offscreen", "minimal")
 #: The longest a screenshot waits for the first live update of its chart.
@@ -452,19 +454,24 @@ def run_window(data_dir: str | None, sim_speed: float | None, *,
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_FAILED
     app = application()
-    try:
-        settings_file = SettingsFile()
-        preferences = settings_file.load()
-        terminal = build_terminal(data_dir, sim_speed, settings=QSettings(),
-                                  preferences=preferences, settings_file=settings_file,
-                                  keys=KeyStore(from_env=keys_from_env))
-    except TerminalError as error:
-        _report_startup_error(str(error))
-        return EXIT_FAILED
-    if settings_file.problem is not None:
-        terminal.window.show_error(settings_file.problem)
     app.setQuitOnLastWindowClosed(False)  # the loop ends when the window says it closed
-    return int(_run_on_qt_loop(app, _serve(terminal), terminal.window))
+    settings_file = SettingsFile()
+    while True:
+        try:
+            preferences = settings_file.load()
+            terminal = build_terminal(data_dir, sim_speed, settings=QSettings(),
+                                      preferences=preferences, settings_file=settings_file,
+                                      keys=KeyStore(from_env=keys_from_env))
+        except TerminalError as error:
+            _report_startup_error(str(error))
+            return EXIT_FAILED
+        if settings_file.problem is not None:
+            terminal.window.show_error(settings_file.problem)
+        outcome = _run_on_qt_loop(app, _serve(terminal), terminal.window)
+        if outcome != _RESTART:
+            return int(outcome)
+        # Everything was shut down as on quitting; the same process opens the new market.
+        log.info("restarting on the saved settings")
 
 
 def _run_on_qt_loop(app: QApplication, main: Coroutine[Any, Any, _T], window: MainWindow) -> _T:
@@ -531,7 +538,7 @@ async def _serve(terminal: Terminal) -> int:
         signal.signal(signal.SIGINT, previous_sigint)
         if tray is not None:
             tray.hide()
-    return EXIT_OK
+    return _RESTART if terminal.window.restart_wanted else EXIT_OK
 
 
 async def _place_demo_orders(terminal: Terminal, symbol: str) -> None:

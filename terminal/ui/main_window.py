@@ -59,7 +59,7 @@ from terminal.core.orders import OrderManager
 from terminal.core.paths import APP_DISPLAY_NAME
 from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.services import MarketDataService
-from terminal.core.settings import Settings, SettingsFile
+from terminal.core.settings import MarketSettings, Settings, SettingsFile
 from terminal.ui import theme
 from terminal.ui.backtest_runner import BacktestRunner
 from terminal.ui.dialogs import FirstRunWizard, IndicatorDialog, ShortcutsDialog
@@ -132,6 +132,14 @@ def _scrolling(widget: QWidget) -> QScrollArea:
     return area
 
 
+def _market_text(market: MarketSettings) -> str:
+    """``the simulated market``, ``binance (paper trading)``, ``binance testnet (live trading)``."""
+    if market.simulated:
+        return "the simulated market"
+    testnet = " testnet" if market.sandbox else ""
+    return f"{market.source}{testnet} ({'live' if market.live_trading else 'paper'} trading)"
+
+
 def _decimals(step: Decimal) -> int:
     exponent = step.normalize().as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 2
@@ -177,6 +185,8 @@ class MainWindow(QMainWindow):
         self._watching: tuple[str, Timeframe] | None = None
         self._history_ready = False
         self._connection_lost = False
+        self._restart_wanted = False
+        self._restart_prompt: QMessageBox | None = None
         # What the trader's orders risk (the status bar's SIMULATED / PAPER / LIVE): an
         # exchange's prices with a paper account are PAPER, not the feed's LIVE.
         self._kind = kind or service.venue.kind
@@ -1067,19 +1077,48 @@ class MainWindow(QMainWindow):
         self._preferences = settings
         if settings.appearance.theme != previous.appearance.theme:
             self._apply_theme(settings.appearance.theme)
-        note = (" The simulated market's changes take effect at the next start."
-                if settings.simulated != previous.simulated else "")
         before, after = previous.market, settings.market
-        if ((after.source, after.sandbox, after.live_trading)
-                != (before.source, before.sandbox, before.live_trading)):
-            # Switching where orders go under open positions and orders is not done on the
-            # fly: the next start opens the new market and account, reconciled.
-            note += (f" The market ({after.source}{' testnet' if after.sandbox else ''},"
-                     f" {'live' if after.live_trading else 'paper'} trading) takes effect at"
-                     " the next start.")
+        market_changed = ((after.source, after.sandbox, after.live_trading)
+                          != (before.source, before.sandbox, before.live_trading))
+        simulated_changed = after.simulated and settings.simulated != previous.simulated
+        note = ""
+        if market_changed or simulated_changed:
+            # Where orders go never changes under open orders and positions: a restart opens
+            # the new market and account and reconciles them before anything is traded.
+            note = " The new market takes effect when the terminal restarts."
         self.notify(Severity.SUCCESS, "Preferences saved", f"Settings were saved.{note}",
                     desktop=False)
         self.preferences_saved.emit(settings)
+        if note:
+            self._offer_restart(_market_text(after))
+
+    def _offer_restart(self, market: str) -> None:
+        prompt = QMessageBox(QMessageBox.Icon.Question, "Restart the terminal?",
+                             f"Restart now to switch to {market}?", parent=self)
+        prompt.setInformativeText(
+            "Open orders and positions stay where they are: the account they belong to is"
+            " picked up again whenever its market is chosen.")
+        restart = prompt.addButton("Restart now", QMessageBox.ButtonRole.AcceptRole)
+        prompt.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+        prompt.setDefaultButton(restart)
+        prompt.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        restart.clicked.connect(self.restart)
+        self._restart_prompt = prompt
+        prompt.open()  # never exec(): a nested loop would run asyncio steps inside a slot
+
+    @property
+    def restart_prompt(self) -> QMessageBox | None:
+        """The last "Restart now?" question (for tests)."""
+        return self._restart_prompt
+
+    def restart(self) -> None:
+        """Close, and have the application open the window again on the saved settings."""
+        self._restart_wanted = True
+        self.close()
+
+    @property
+    def restart_wanted(self) -> bool:
+        return self._restart_wanted
 
     # -- notifications ------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from terminal.core.bus import EventBus
 from terminal.core.events import CandleUpdated, ErrorRaised, OrderFilled
 from terminal.core.intents import OrderIntent
 from terminal.core.model import OrderSide, OrderStatus, OrderType
-from terminal.core.settings import SimulatedMarketSettings
+from terminal.core.settings import Settings, SettingsFile, SimulatedMarketSettings
 from terminal.core.storage import Store
 from terminal.ui.main_window import MainWindow
 from terminal.ui.theme import UP
@@ -153,6 +153,49 @@ def test_run_window_runs_until_the_window_closes_then_shuts_down(qapp, data_dir:
     assert "SIMULATED" in str(seen["title"])
     with Store.open(data_dir) as store:  # closed cleanly: it opens again
         assert store.candles.summaries()
+
+
+def test_restart_now_opens_the_window_again_on_the_saved_market(qapp, data_dir: Path) -> None:
+    seen: list[str] = []
+    reseeded = Settings(simulated=SimulatedMarketSettings(seed=3, history_days=1),
+                        first_run_done=True)
+    SettingsFile().save(Settings(simulated=SimulatedMarketSettings(history_days=1),
+                                 first_run_done=True))
+
+    def watch() -> None:
+        windows = [w for w in QApplication.topLevelWidgets()
+                   if isinstance(w, MainWindow) and w.isVisible()]
+        if not windows or not windows[0].chart.bar_count:
+            return
+        window = windows[0]
+        if window.market_venue_id in seen:
+            return
+        seen.append(window.market_venue_id)
+        if len(seen) == 1:
+            SettingsFile().save(reseeded)  # what Preferences → Save does
+            window._on_preferences_saved(reseeded)
+            prompt = window.restart_prompt
+            assert prompt is not None and "the simulated market" in prompt.text()
+            [restart] = [b for b in prompt.buttons() if b.text() == "Restart now"]
+            restart.click()
+        else:
+            window.close()
+
+    poll = QTimer()
+    poll.timeout.connect(watch)
+    poll.start(20)
+    deadline = QTimer()
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(lambda: [w.close() for w in QApplication.topLevelWidgets()
+                                      if isinstance(w, MainWindow)])
+    deadline.start(60_000)
+    try:
+        status = run_window(str(data_dir), FAST)
+    finally:
+        poll.stop()
+        deadline.stop()
+    assert status == 0
+    assert seen == ["simulated", "simulated-3"]
 
 
 def test_a_bad_data_dir_is_one_clear_error(qapp, tmp_path: Path, capsys) -> None:
