@@ -117,7 +117,6 @@ class Terminal:
     _auto_watches: list[tuple[str, Timeframe]] = field(init=False, default_factory=list)
     _syncs: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
     _unfollow: Callable[[], None] | None = field(init=False, default=None)
-    _trading_started: bool = field(init=False, default=False)
 
     @property
     def venue(self) -> MarketDataVenue:
@@ -195,7 +194,6 @@ class Terminal:
             desk.start()
         await self.start_auto_trading(self.trading)
         self.window.preferences_saved.connect(self._apply_preferences)
-        self._trading_started = True
 
     def _last_price(self, symbol: str) -> float | None:
         if self.paper is not None:
@@ -220,6 +218,11 @@ class Terminal:
             except TerminalError as error:
                 self.bus.publish(ErrorRaised(self.venue.display_name,
                                              f"cannot check open orders: {error}"))
+            except Exception as error:
+                # A bug must not end the checks: live orders would go unwatched.
+                log.exception("checking open orders failed")
+                self.bus.publish(ErrorRaised(self.venue.display_name,
+                                             f"cannot check open orders: {error!r}"))
 
     async def start_auto_trading(self, trading: TradingSettings) -> None:
         """(Re)start automated trading on ``trading``'s pairs, timeframe and strategy."""
@@ -268,8 +271,8 @@ class Terminal:
 
     def _apply_preferences(self, settings: Settings) -> None:
         """Saved preferences take effect at once: risk limits, the pairs followed on an
-        exchange and automated trading. A new market source waits for the next start (the
-        window says so): where orders go never changes under open positions."""
+        exchange and automated trading. A new market waits for a restart (the window offers
+        one): where orders go never changes under open orders and positions."""
         self.orders.risk = RiskManager(settings.risk, fee_rate=self.fee_rate)
         self._keep(asyncio.ensure_future(self._apply_trading(settings)))
 

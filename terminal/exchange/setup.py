@@ -24,6 +24,7 @@ from terminal.core.clock import Clock, SystemClock
 from terminal.core.errors import TerminalError
 from terminal.core.fills import FillModel
 from terminal.core.model import VenueKind
+from terminal.core.portfolio import build_positions
 from terminal.core.ports import MarketDataVenue, TradingVenue
 from terminal.core.secrets import ApiCredentials, KeyStore
 from terminal.core.settings import Settings
@@ -120,16 +121,11 @@ def exchange_pairs(settings: Settings) -> tuple[str, ...]:
 def _followed_pairs(settings: Settings, store: Store, market_id: str) -> tuple[str, ...]:
     """The settings' pairs plus those the account still has orders or holdings in: an
     order on a pair dropped from the settings must go on meeting its prices."""
-    accounts = (market_id, paper_account_id(market_id))
-    held: list[str] = []
-    for account in accounts:
-        held.extend(r.order.symbol for r in store.orders.orders(venue=account, open_only=True))
-        snapshot = store.paper.load(account)
-        if snapshot is not None:
-            quote = snapshot.account.quote
-            held.extend(f"{currency}/{quote}" for currency, balance in snapshot.balances.items()
-                        if currency != quote and balance.total > 0)
-            held.extend(snapshot.protections)
+    held: set[str] = set()
+    for account in (market_id, paper_account_id(market_id)):
+        held.update(r.order.symbol for r in store.orders.orders(venue=account, open_only=True))
+        book, _trades = build_positions(account, store.orders.fills(venue=account))
+        held.update(p.symbol for p in book.positions() if p.amount > 0)
     return tuple(dict.fromkeys((*exchange_pairs(settings), *sorted(held))))
 
 
