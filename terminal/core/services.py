@@ -58,6 +58,8 @@ class MarketDataService:
                  pairs: Sequence[str] | None = None) -> None:
         self.venue = venue
         self.instruments: list[Instrument] = []
+        #: Every symbol the venue lists (known once started), followed or not.
+        self.listed: frozenset[str] = frozenset()
         self._pairs = None if pairs is None else tuple(pairs)
         self.ready = False
         self._store = store
@@ -77,6 +79,11 @@ class MarketDataService:
     @property
     def symbols(self) -> list[str]:
         return [instrument.symbol for instrument in self.instruments]
+
+    @property
+    def limited(self) -> bool:
+        """Whether the service follows chosen pairs (see :meth:`follow_pairs`), not all."""
+        return self._pairs is not None
 
     async def start(self) -> None:
         """Load the instruments, fill the store's history, then follow live candles.
@@ -134,6 +141,7 @@ class MarketDataService:
 
     async def _chosen_instruments(self) -> list[Instrument]:
         listed = list(await self.venue.load_instruments())
+        self.listed = frozenset(instrument.symbol for instrument in listed)
         if self._pairs is None:
             return listed
         by_symbol = {instrument.symbol: instrument for instrument in listed}

@@ -49,13 +49,14 @@ class SimulatedMarketSettings(BaseModel):
 
 #: The most pairs traded and watched at once.
 MAX_PAIRS = 10
-_PAIR = re.compile(r"[A-Z0-9]{2,12}/[A-Z0-9]{2,12}")
+#: What a pair looks like: BASE/QUOTE in capitals.
+PAIR_SHAPE = re.compile(r"[A-Z0-9]{2,12}/[A-Z0-9]{2,12}")
 
 
 def _check_pairs(pairs: tuple[str, ...]) -> tuple[str, ...]:
     cleaned = tuple(pair.strip().upper() for pair in pairs)
     for pair in cleaned:
-        if not _PAIR.fullmatch(pair):
+        if not PAIR_SHAPE.fullmatch(pair):
             raise ValueError(f"{pair!r} is not a pair like BTC/USDT")
     if len(set(cleaned)) != len(cleaned):
         raise ValueError("a pair is listed twice")

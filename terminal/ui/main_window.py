@@ -59,7 +59,13 @@ from terminal.core.orders import OrderManager
 from terminal.core.paths import APP_DISPLAY_NAME
 from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.services import MarketDataService
-from terminal.core.settings import MarketSettings, Settings, SettingsFile
+from terminal.core.settings import (
+    MAX_WATCHED_PAIRS,
+    PAIR_SHAPE,
+    MarketSettings,
+    Settings,
+    SettingsFile,
+)
 from terminal.ui import theme
 from terminal.ui.backtest_runner import BacktestRunner
 from terminal.ui.dialogs import FirstRunWizard, IndicatorDialog, ShortcutsDialog
@@ -247,6 +253,8 @@ class MainWindow(QMainWindow):
     def _build_docks(self) -> None:
         self._watchlist = Watchlist(self)
         self._watchlist.symbol_activated.connect(self._on_watchlist_symbol)
+        self._watchlist.add_requested.connect(self.watch_pair)
+        self._watchlist.remove_requested.connect(self.unwatch_pair)
         self._notifications = NotificationCenter(self)
         self._notifications.unread_changed.connect(self._on_unread_changed)
         self._backtest_panel = BacktestPanel(self)
@@ -1161,6 +1169,7 @@ class MainWindow(QMainWindow):
 
     def _fill_watchlist(self) -> None:
         symbols = self._service.symbols
+        self._watchlist.set_editable(self._service.limited)
         decimals = {i.symbol: _decimals(i.tick_size) for i in self._service.instruments}
         self._watchlist.model.set_symbols(symbols, decimals)
         for symbol in symbols:
@@ -1182,6 +1191,53 @@ class MainWindow(QMainWindow):
     def _on_watchlist_symbol(self, symbol: str) -> None:
         if symbol != self._symbol:
             self.select(symbol=symbol)
+
+    def watch_pair(self, pair: str) -> None:
+        """Add ``pair`` to the watchlist setting (on an exchange): saved, then downloaded and
+        streamed by the application (:attr:`preferences_saved`). A pair that cannot be added
+        is refused at the watchlist's field with the reason, and nothing is saved."""
+        market = self._preferences.market
+        service = self._service
+        if pair in service.symbols:
+            self._watchlist.set_entry_error(f"{pair} is in the watchlist already")
+        elif len(market.watchlist) >= MAX_WATCHED_PAIRS:
+            self._watchlist.set_entry_error(
+                f"the watchlist holds at most {MAX_WATCHED_PAIRS} pairs besides the traded"
+                " ones; remove one first")
+        elif not PAIR_SHAPE.fullmatch(pair):
+            self._watchlist.set_entry_error(f"{pair!r} is not a pair like BTC/USDT")
+        elif service.listed and pair not in service.listed:
+            self._watchlist.set_entry_error(
+                f"{pair} is not listed on {service.venue.display_name} (spot)")
+        elif self._save_watchlist((*market.watchlist, pair)):
+            self._watchlist.entry_done()
+            self.show_message(f"Watching {pair}: loading its history…")
+
+    def unwatch_pair(self, pair: str) -> None:
+        """Take ``pair`` off the watchlist setting; traded pairs and pairs the account still
+        holds or has orders in stay (the reason is shown)."""
+        market = self._preferences.market
+        if pair in self._preferences.trading.pairs:
+            self._watchlist.set_entry_error(
+                f"{pair} is traded: remove it in Preferences → Trading")
+        elif pair not in market.watchlist:
+            self._watchlist.set_entry_error(
+                f"{pair} stays while the account holds it or has orders in it")
+        elif self._save_watchlist(tuple(p for p in market.watchlist if p != pair)):
+            self._watchlist.set_entry_error(None)
+
+    def _save_watchlist(self, pairs: tuple[str, ...]) -> bool:
+        market = self._preferences.market.model_copy(update={"watchlist": pairs})
+        settings = self._preferences.model_copy(update={"market": market})
+        if self._settings_file is not None:
+            try:
+                self._settings_file.save(settings)
+            except OSError as error:
+                self._watchlist.set_entry_error(f"cannot save the settings: {error}")
+                return False
+        self._preferences = settings
+        self.preferences_saved.emit(settings)
+        return True
 
     # -- backtests ----------------------------------------------------------------------------
 

@@ -23,11 +23,19 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction, QColor, QFont, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from terminal.core.model import DAY_MS, Candle
 from terminal.core.series import CandleSeries
+from terminal.widgets.forms import FieldBox
 
 COLUMNS = ("Symbol", "Last", "24h %", "24h High", "24h Low", "24h Vol")
 #: Shortest time between two repaints of the rows that changed.
@@ -264,10 +272,19 @@ def _compact(value: float) -> str:
 
 
 class Watchlist(QWidget):
-    """A table over a :class:`WatchlistModel`; clicking or Enter on a row emits its symbol."""
+    """A table over a :class:`WatchlistModel`; clicking or Enter on a row emits its symbol.
+
+    Where the pairs are the user's choice (on an exchange), :meth:`set_editable` shows a field
+    to add a pair and a Remove action (context menu, Delete) on the rows; both only ask, by
+    signal: the window checks, saves and answers with :meth:`entry_done` or an error.
+    """
 
     #: The user picked a pair to chart.
     symbol_activated = Signal(str)
+    #: The user asked to watch a pair (as typed, trimmed and upper-cased).
+    add_requested = Signal(str)
+    #: The user asked to stop watching a pair.
+    remove_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -292,9 +309,41 @@ class Watchlist(QWidget):
             self.table.setColumnHidden(column, True)
         self.table.clicked.connect(self._on_activated)
         self.table.activated.connect(self._on_activated)
+        self.remove_action = QAction("Remove from watchlist", self.table)
+        self.remove_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
+        self.remove_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.remove_action.triggered.connect(self._on_remove)
+        self.table.addAction(self.remove_action)
+        self.entry = QLineEdit(self)
+        self.entry.setObjectName("WatchlistEntry")
+        self.entry.setPlaceholderText("Add a pair, e.g. SOL/USDT, and press Enter")
+        self.entry.returnPressed.connect(self._on_add)
+        self._entry_field = FieldBox(self.entry)
+        self.set_editable(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.table)
+        layout.addWidget(self._entry_field.box)
+
+    def set_editable(self, editable: bool) -> None:
+        """Offer adding and removing pairs (only where the pairs are the user's choice)."""
+        self._entry_field.box.setVisible(editable)
+        self.remove_action.setEnabled(editable)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu if editable
+                                        else Qt.ContextMenuPolicy.NoContextMenu)
+
+    def entry_done(self) -> None:
+        """The pair asked for was added: empty the field."""
+        self.entry.clear()
+        self._entry_field.set_error(None)
+
+    def set_entry_error(self, message: str | None) -> None:
+        """Why the last add or remove was not done, shown under the field (None clears)."""
+        self._entry_field.set_error(message)
+
+    @property
+    def entry_error(self) -> str:
+        return self._entry_field.error_text
 
     def select_symbol(self, symbol: str) -> None:
         """Highlight ``symbol``'s row (the charted pair) without emitting anything."""
@@ -307,3 +356,13 @@ class Watchlist(QWidget):
         symbol = index.data(Qt.ItemDataRole.UserRole)
         if isinstance(symbol, str):
             self.symbol_activated.emit(symbol)
+
+    def _on_add(self) -> None:
+        text = self.entry.text().strip().upper()
+        if text:
+            self.add_requested.emit(text)
+
+    def _on_remove(self) -> None:
+        symbol = self.table.currentIndex().siblingAtColumn(0).data(Qt.ItemDataRole.UserRole)
+        if isinstance(symbol, str):
+            self.remove_requested.emit(symbol)

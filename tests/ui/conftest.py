@@ -41,6 +41,8 @@ class FakeService:
     ready: bool = False
     calls: list[tuple[str, str, Timeframe]] = field(default_factory=list)
     forming_candle: Candle | None = None
+    limited: bool = False
+    listed: frozenset[str] = frozenset(SYMBOLS)
 
     def load(self) -> None:
         """What ``start()`` does first: the instruments become known."""

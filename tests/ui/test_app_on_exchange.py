@@ -19,7 +19,8 @@ from terminal.core.events import ErrorRaised
 from terminal.core.intents import OrderIntent
 from terminal.core.model import OrderSide, OrderStatus, OrderType, Timeframe, VenueKind
 from terminal.core.secrets import KeyStore
-from terminal.core.settings import MarketSettings, Settings, TradingSettings
+from terminal.core.settings import MarketSettings, Settings, SettingsFile, TradingSettings
+from terminal.core.storage import Store
 from terminal.core.storage.orders import TradingMode
 from terminal.exchange import ccxt_venue
 from tests.exchange.conftest import fast_retry
@@ -240,3 +241,49 @@ def test_an_exchange_that_cannot_be_reached_at_start_is_tried_again_until_it_ans
     assert all("trying again in 0 s" in e for e in retries)
     assert terminal.service.ready and terminal.service.symbols == ["BTC/USDT", "ETH/USDT"]
     assert terminal.orders.venue.id == "paper-binance"
+
+
+def test_pairs_added_to_the_watchlist_are_saved_downloaded_and_streamed(
+        qapp, data_dir: Path, tmp_path: Path, emulator: ExchangeEmulator,
+        moment: Moment) -> None:
+    lay_out_market(emulator)
+    settings_file = SettingsFile(tmp_path / "config")
+    terminal = build_terminal(
+        str(data_dir), None, preferences=on_binance().model_copy(update={
+            "market": MarketSettings(source="binance", history_days=1)}),
+        settings_file=settings_file, keys=KeyStore(from_env=True, environ={}),
+        exchange_api_url=emulator.base_url)
+    window = terminal.window
+    watchlist = window.watchlist
+
+    async def scenario() -> None:
+        terminal.bus.bind_loop(asyncio.get_running_loop())
+        try:
+            await terminal.start_service()
+            assert watchlist.model.symbols == ["BTC/USDT"]
+            assert watchlist.entry.isVisibleTo(watchlist)  # pairs are the user's choice here
+            window.watch_pair("DOGE/USDT")
+            assert watchlist.entry_error == "DOGE/USDT is not listed on Binance (spot)"
+            window.watch_pair("BTC/USDT")
+            assert watchlist.entry_error == "BTC/USDT is in the watchlist already"
+            watchlist.entry.setText("eth/usdt")
+            watchlist.entry.returnPressed.emit()
+            await wait_for(lambda: watchlist.model.symbols == ["BTC/USDT", "ETH/USDT"],
+                           "ETH/USDT in the watchlist")
+            assert watchlist.entry.text() == "" and watchlist.entry_error == ""
+            window.unwatch_pair("BTC/USDT")
+            assert watchlist.entry_error == "BTC/USDT is traded: remove it in Preferences → Trading"
+            window.unwatch_pair("ETH/USDT")
+            await wait_for(lambda: watchlist.model.symbols == ["BTC/USDT"],
+                           "ETH/USDT off the watchlist")
+        finally:
+            await terminal.shutdown()
+
+    try:
+        run_on_qt_loop(qapp, scenario(), timeout_s=90)
+    finally:
+        window.close()
+    eth = terminal.service.key("ETH/USDT", Timeframe.M1)
+    with Store.open(data_dir) as store:
+        assert len(store.candles.load(eth)) == BARS - 1  # its closed minutes were downloaded
+    assert settings_file.load().market.watchlist == ()

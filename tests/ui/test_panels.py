@@ -42,6 +42,31 @@ def cell(watchlist: Watchlist, row: int, column: int, role=Qt.ItemDataRole.Displ
     return watchlist.model.index(row, column).data(role)
 
 
+def test_the_watchlist_asks_to_add_and_remove_pairs_only_where_they_are_chosen(
+        qtbot, watchlist: Watchlist) -> None:
+    watchlist.show()
+    assert not watchlist.entry.isVisible() and not watchlist.remove_action.isEnabled()
+    assert watchlist.table.contextMenuPolicy() is Qt.ContextMenuPolicy.NoContextMenu
+    watchlist.set_editable(True)
+    assert watchlist.entry.isVisible() and watchlist.remove_action.isEnabled()
+    assert watchlist.table.actions() == [watchlist.remove_action]  # its context menu
+    with qtbot.waitSignal(watchlist.add_requested) as added:
+        qtbot.keyClicks(watchlist.entry, " sol/usdt ")
+        qtbot.keyClick(watchlist.entry, Qt.Key.Key_Return)
+    assert added.args == ["SOL/USDT"]
+    watchlist.set_entry_error("SOL/USDT is not listed")
+    assert watchlist.entry_error == "SOL/USDT is not listed"
+    watchlist.entry_done()
+    assert (watchlist.entry.text(), watchlist.entry_error) == ("", "")
+    watchlist.table.setCurrentIndex(watchlist.model.index(1, 2))
+    watchlist.activateWindow()
+    watchlist.table.setFocus()
+    qtbot.waitUntil(watchlist.table.hasFocus)
+    with qtbot.waitSignal(watchlist.remove_requested) as removed:
+        qtbot.keyClick(watchlist.table, Qt.Key.Key_Delete)
+    assert removed.args == ["ETH/USDT"]
+
+
 def test_the_watchlist_shows_rolling_24h_figures(watchlist: Watchlist) -> None:
     day = make_series(2_000)  # more than a day of 1-minute candles
     watchlist.model.set_history("BTC/USDT", day)
