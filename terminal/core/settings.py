@@ -162,12 +162,13 @@ class MarketSettings(BaseModel):
 
 
 class DataSettings(BaseModel):
-    """How often data is refreshed and models retrained."""
+    """How often live data is polled and models retrained."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    refresh_interval_s: int = Field(default=60, ge=5, le=3600,
-                                    description="seconds between polls of an exchange's candles")
+    poll_interval_s: int = Field(default=2, ge=1, le=60,
+                                 description="seconds between polls of an exchange's live"
+                                             " candles where it streams none (websocket)")
     retrain_schedule: str = Field(default="daily 03:00",
                                   description="when models retrain: off, every 6h, daily 03:00,"
                                               " weekly mon 03:00 (UTC)")
@@ -207,8 +208,11 @@ def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
-    """Version 3 added the market section (the simulated market by default)."""
-    return {**raw, "version": 3}
+    """Version 3 added the market section (the simulated market by default) and replaced
+    ``data.refresh_interval_s``, which nothing used, by ``data.poll_interval_s``."""
+    data = {key: value for key, value in raw.get("data", {}).items()
+            if key != "refresh_interval_s"}
+    return {**raw, "data": data, "version": 3}
 
 
 SETTINGS_VERSION = Settings().version

@@ -81,6 +81,7 @@ def open_venues(settings: Settings, store: Store, *, keys: KeyStore,
         # one rate limiter.
         venue = CcxtVenue(market.source, sandbox=market.sandbox, clock=SystemClock(),
                           api_base_url=api_url, websocket=api_url is None,
+                          poll_interval_s=settings.data.poll_interval_s,
                           api_key=credentials.api_key if credentials else None,
                           secret=credentials.secret if credentials else None,
                           password=credentials.password if credentials else None)

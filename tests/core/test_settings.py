@@ -73,7 +73,7 @@ def test_trading_data_and_appearance_round_trip(tmp_path: Path) -> None:
     chosen = Settings(
         trading=TradingSettings(pairs=("sol/usdt", "BTC/USDT"), timeframe="4h",
                                 strategy="rsi_mean_reversion", automated_trading=True),
-        data=DataSettings(refresh_interval_s=30, retrain_schedule="WEEKLY Mon 04:30"),
+        data=DataSettings(poll_interval_s=10, retrain_schedule="WEEKLY Mon 04:30"),
         appearance=AppearanceSettings(theme="light"), first_run_done=True)
     assert chosen.trading.pairs == ("SOL/USDT", "BTC/USDT")
     assert chosen.data.retrain_schedule == "weekly mon 04:30"
@@ -88,7 +88,7 @@ def test_trading_data_and_appearance_round_trip(tmp_path: Path) -> None:
     ("trading", {"timeframe": "2m"}, "unknown timeframe"),
     ("trading", {"strategy": "moon"}, "unknown strategy"),
     ("data", {"retrain_schedule": "sometimes"}, "cannot read the schedule"),
-    ("data", {"refresh_interval_s": 1}, "greater than or equal to 5"),
+    ("data", {"poll_interval_s": 0}, "greater than or equal to 1"),
     ("appearance", {"theme": "neon"}, "'dark' or 'light'"),
 ])
 def test_bad_values_are_refused_with_the_reason(section, values, message) -> None:
@@ -100,13 +100,15 @@ def test_a_version_2_file_keeps_everything_and_starts_on_the_simulated_market(
         tmp_path: Path) -> None:
     settings_file = SettingsFile(tmp_path)
     settings_file.path.write_text(json.dumps({
-        "version": 2, "trading": {"pairs": ["SOL/USDT"], "automated_trading": True}}))
+        "version": 2, "trading": {"pairs": ["SOL/USDT"], "automated_trading": True},
+        "data": {"refresh_interval_s": 60, "retrain_schedule": "every 6h"}}))
     loaded = settings_file.load()
     assert settings_file.problem is None
     assert loaded.version == 3
     assert loaded.trading.pairs == ("SOL/USDT",)
     assert loaded.market == MarketSettings()
     assert loaded.market.simulated and not loaded.market.live_trading
+    assert loaded.data == DataSettings(retrain_schedule="every 6h")  # the unused poll went
 
 
 def test_the_market_source_is_an_exchange_id_and_live_trading_needs_one() -> None:

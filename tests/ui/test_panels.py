@@ -282,7 +282,7 @@ def test_labels_read_like_words() -> None:
     ("trading", "pairs", "BTC/USDT, ETHUSDT", "'ETHUSDT' is not a pair like BTC/USDT"),
     ("simulated", "speed", "-1", "greater than 0"),
     ("data", "retrain_schedule", "now and then", "cannot read the schedule"),
-    ("data", "refresh_interval_s", "", "valid integer"),
+    ("data", "poll_interval_s", "", "valid integer"),
 ])
 def test_bad_input_is_shown_at_the_field_and_never_saved(preferences: PreferencesDialog,
                                                          tmp_path: Path, section: str,
