@@ -370,7 +370,7 @@ class MainWindow(QMainWindow):
                                  dashboard=self._dashboard)
         self._series_loader = orders.store.candles.load
         self._add_imported(s.key for s in orders.store.candles.summaries()
-                           if s.key.venue not in (self._service.venue.id, orders.venue.id))
+                           if s.key.venue != orders.venue.id)
         if self._symbol is not None and self._history_ready:
             self._desk.on_chart_symbol(self._symbol)
         return self._desk
@@ -661,19 +661,27 @@ class MainWindow(QMainWindow):
 
     @property
     def imported_series(self) -> list[SeriesKey]:
-        """Stored series of other venues (imported files) the symbol box offers."""
-        return list(self._imported.values())
+        """Stored series no live chart shows (imported files, pairs not followed), which
+        the symbol box offers as they are stored."""
+        return [key for key in self._imported.values() if not self._charted_live(key)]
 
     def _add_imported(self, keys: Iterable[SeriesKey]) -> None:
         for key in keys:
             self._imported[f"{key.venue}:{key.symbol}:{key.timeframe.code}"] = key
         self._list_imported()
 
+    def _charted_live(self, key: SeriesKey) -> bool:
+        """Whether ``key``'s candles are part of a followed pair's live chart (the market's
+        own minutes, or a file of the market's venue imported at another timeframe)."""
+        return key.venue == self._service.venue.id and key.symbol in self._service.symbols
+
     def _list_imported(self) -> None:
         box = self._symbol_box
         if not box.isEnabled():
             return  # listed with the venue's symbols once those are known
         for item, key in sorted(self._imported.items()):
+            if self._charted_live(key):
+                continue
             if box.findData(item) < 0:
                 if box.count() and box.findData(None) < 0:
                     box.insertSeparator(box.count())
@@ -722,8 +730,8 @@ class MainWindow(QMainWindow):
         self.notify(Severity.SUCCESS, "Candles imported",
                     f"{key.symbol} {key.timeframe.code} stored under {key.venue}.",
                     desktop=False)
-        if key.venue == self._service.venue.id:
-            if key.symbol == self._symbol:
+        if self._charted_live(key):
+            if key.symbol == self._symbol and self._static_key is None:
                 self._load_chart()
             return
         self._add_imported([key])

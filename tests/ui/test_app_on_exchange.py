@@ -19,6 +19,7 @@ from terminal.core.events import ErrorRaised
 from terminal.core.intents import OrderIntent
 from terminal.core.model import OrderSide, OrderStatus, OrderType, Timeframe, VenueKind
 from terminal.core.secrets import KeyStore
+from terminal.core.series import SeriesKey
 from terminal.core.settings import MarketSettings, Settings, SettingsFile, TradingSettings
 from terminal.core.storage import Store
 from terminal.core.storage.orders import TradingMode
@@ -26,7 +27,7 @@ from terminal.exchange import ccxt_venue
 from tests.exchange.conftest import fast_retry
 from tests.exchange.emulator import API_KEY, SECRET, ExchangeEmulator
 from tests.exchange.test_paper_cli_exchange import BARS, MINUTE, cents
-from tests.factories import Moment
+from tests.factories import Moment, make_series
 from tests.ui.test_app import run_on_qt_loop
 
 pytestmark = [pytest.mark.qt, pytest.mark.usefixtures("no_internet")]
@@ -287,3 +288,33 @@ def test_pairs_added_to_the_watchlist_are_saved_downloaded_and_streamed(
     with Store.open(data_dir) as store:
         assert len(store.candles.load(eth)) == BARS - 1  # its closed minutes were downloaded
     assert settings_file.load().market.watchlist == ()
+
+
+def test_a_file_of_the_exchange_leads_up_to_the_live_chart_and_other_pairs_stay_listed(
+        qapp, data_dir: Path, emulator: ExchangeEmulator, moment: Moment) -> None:
+    lay_out_market(emulator)
+    hours = make_series(100, Timeframe.H1, start_ms=MINUTE - 200 * Timeframe.H1.ms,
+                        price=30_000)
+    with Store.open(data_dir) as store:  # what importing Binance's CSV files stores
+        store.candles.upsert(SeriesKey("binance", "BTC/USDT", Timeframe.H1), hours)
+        store.candles.upsert(SeriesKey("binance", "SOL/USDT", Timeframe.H1), hours)
+    terminal = build(data_dir, emulator, on_binance())
+    window = terminal.window
+
+    async def scenario() -> None:
+        terminal.bus.bind_loop(asyncio.get_running_loop())
+        try:
+            await terminal.start_service()
+            window.select(symbol="BTC/USDT", timeframe=Timeframe.H1)
+            await wait_for(lambda: window.chart.bar_count, "the hourly chart")
+        finally:
+            await terminal.shutdown()
+
+    try:
+        run_on_qt_loop(qapp, scenario(), timeout_s=90)
+    finally:
+        window.close()
+    # The imported hours, then the hour the live minutes built (the forming one is live).
+    assert window.chart.bar_count >= len(hours)
+    assert window.static_series is None
+    assert [(k.venue, k.symbol) for k in window.imported_series] == [("binance", "SOL/USDT")]
