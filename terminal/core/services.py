@@ -60,7 +60,7 @@ class MarketDataService:
         self.instruments: list[Instrument] = []
         #: Every symbol the venue lists (known once started), followed or not.
         self.listed: frozenset[str] = frozenset()
-        self._pairs = None if pairs is None else tuple(pairs)
+        self._pairs = None if pairs is None else tuple(dict.fromkeys(pairs))
         self.ready = False
         self._store = store
         self._bus = bus
@@ -72,6 +72,7 @@ class MarketDataService:
         self._watched: Counter[tuple[str, Timeframe]] = Counter()
         self._stream_task: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Future[UpsertResult]] = set()
+        self._changing_pairs = asyncio.Lock()
 
     def key(self, symbol: str, timeframe: Timeframe) -> SeriesKey:
         return SeriesKey(self.venue.id, symbol, timeframe)
@@ -108,22 +109,33 @@ class MarketDataService:
         """
         if self._pairs is None:
             raise InvalidArgument("this market's pairs are all followed already")
-        self._pairs = tuple(pairs)
+        # One change at a time: two overlapping ones would each restart the stream.
+        async with self._changing_pairs:
+            await self._follow_pairs(tuple(dict.fromkeys(pairs)))
+
+    async def _follow_pairs(self, pairs: tuple[str, ...]) -> None:
         if not self.ready:
+            self._pairs = pairs
             return  # start() is under way and will read them
-        chosen = await self._chosen_instruments()
+        previous, self._pairs = self._pairs, pairs
+        try:
+            chosen = await self._chosen_instruments()
+        except BaseException:
+            self._pairs = previous  # nothing changed: the old pairs go on streaming
+            raise
         added = [i.symbol for i in chosen if i.symbol not in self.symbols]
         await self._stop_stream()
         self.instruments = chosen
         self._bus.publish(InstrumentsLoaded(self.venue.id, tuple(self.instruments)))
         try:
             await self._backfill(added)
-            self._load_recent(added)
         finally:
-            # Whatever the download did, the pairs already followed keep streaming.
+            # Whatever the download did, every pair streams from here (a new one with the
+            # history it got: the next start continues the download where it stopped).
+            self._load_recent(added)
             self._stream_task = asyncio.create_task(self._follow_live(),
                                                     name="market-data-stream")
-        self._bus.publish(MarketDataReady(self.venue.id))
+            self._bus.publish(MarketDataReady(self.venue.id))
 
     async def stop(self) -> None:
         """Stop streaming and wait for store writes still running, so the store may close."""

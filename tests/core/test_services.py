@@ -10,7 +10,7 @@ import pytest
 
 from terminal.core.bus import EventBus
 from terminal.core.clock import ManualClock
-from terminal.core.errors import InvalidArgument
+from terminal.core.errors import InvalidArgument, VenueUnavailable
 from terminal.core.events import (
     CandleClosed,
     CandleUpdated,
@@ -43,6 +43,7 @@ class ScriptedVenue:
                      for i, s in enumerate(SYMBOLS)}
         self.feed: asyncio.Queue[CandleTick | Exception] = asyncio.Queue()
         self.streams_opened = 0
+        self.streams_running = 0
         self.closed = False
         self.now = NOW
 
@@ -58,11 +59,15 @@ class ScriptedVenue:
     async def stream_candles(self, symbols: Sequence[str],
                              timeframe: Timeframe) -> AsyncGenerator[CandleTick, None]:
         self.streams_opened += 1
-        while True:
-            item = await self.feed.get()
-            if isinstance(item, Exception):
-                raise item
-            yield item
+        self.streams_running += 1
+        try:
+            while True:
+                item = await self.feed.get()
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            self.streams_running -= 1
 
     async def close(self) -> None:
         self.closed = True
@@ -375,5 +380,40 @@ def test_candles_stored_at_the_timeframe_lead_up_to_those_built_from_the_minutes
         # Minutes are read as they are, whatever is stored at other timeframes.
         assert service.history("BTC/USDT", Timeframe.M1, bars=2).last_time == NOW - MINUTE_MS
         await service.stop()
+
+    asyncio.run(scenario())
+
+
+def test_pair_changes_one_after_the_other_leave_one_stream_and_a_failed_download_streams_too(
+        store: Store) -> None:
+    async def scenario() -> None:
+        venue = ScriptedVenue()
+        bus = EventBus()
+        recorder = Recorder(bus)
+        service = MarketDataService(store, venue, bus, ManualClock(NOW), history_days=2,
+                                    pairs=("ETH/USDT",))
+        await service.start()
+        await settle()
+        working = venue.fetch_candles
+
+        async def unreachable(*_args: object) -> CandleSeries:
+            raise VenueUnavailable("Fake venue cannot be reached")
+
+        venue.fetch_candles = unreachable  # type: ignore[method-assign]
+        with pytest.raises(VenueUnavailable):
+            await service.follow_pairs(("ETH/USDT", "BTC/USDT"))
+        await settle()
+        # BTC is followed without history (the next start downloads it) and streams.
+        assert service.symbols == ["ETH/USDT", "BTC/USDT"]
+        assert venue.streams_running == 1
+        assert len(recorder.of(MarketDataReady)) == 2
+        venue.fetch_candles = working  # type: ignore[method-assign]
+        await asyncio.gather(service.follow_pairs(("ETH/USDT", "BTC/USDT")),
+                             service.follow_pairs(("BTC/USDT",)))
+        await settle()
+        assert service.symbols == ["BTC/USDT"]
+        assert venue.streams_running == 1
+        await service.stop()
+        assert venue.streams_running == 0
 
     asyncio.run(scenario())
