@@ -117,6 +117,8 @@ class MarketDataService:
         if not self.ready:
             self._pairs = pairs
             return  # start() is under way and will read them
+        if pairs == self._pairs:
+            return  # saved preferences that change other things: the stream goes on
         previous, self._pairs = self._pairs, pairs
         try:
             chosen = await self._chosen_instruments()

@@ -338,6 +338,9 @@ def test_followed_pairs_change_while_running_new_ones_are_downloaded_then_stream
         assert store.candles.load(btc).last_time == NOW
         await service.follow_pairs(("BTC/USDT",))
         assert service.symbols == ["BTC/USDT"]
+        await service.follow_pairs(("BTC/USDT",))  # the same pairs: nothing restarts
+        await settle()
+        assert venue.streams_opened == 3
         with pytest.raises(InvalidArgument, match="none of the pairs"):
             await service.follow_pairs(("XRP/USDT",))
         assert service.symbols == ["BTC/USDT"]
