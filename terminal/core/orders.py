@@ -148,6 +148,8 @@ class OrderManager:
         self._book = PositionBook(venue.id)
         self._peak_equity = 0.0
         self._day: tuple[int, float] | None = None
+        #: Client order ids being submitted right now (their store state is not settled).
+        self._placing: set[str] = set()
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -168,7 +170,8 @@ class OrderManager:
         """
         # Fills found below close trades against the positions the store already holds.
         self._rebuild_positions()
-        stored = self.store.orders.orders(venue=self.venue.id, open_only=True)
+        stored = [r for r in self.store.orders.orders(venue=self.venue.id, open_only=True)
+                  if r.order.client_order_id not in self._placing]
         changed = 0
         for record in stored:
             before = record.order
@@ -231,6 +234,16 @@ class OrderManager:
         if request is None:
             self.bus.publish(IntentRejected(intent, decision.reason))
             return Submission(None, decision)
+        # While it is on its way the venue may not know it yet: a sync or reconciliation
+        # meanwhile must not take "not found" for "never arrived" (see _placing).
+        self._placing.add(request.client_order_id)
+        try:
+            return await self._send(request, intent, strategy, decision)
+        finally:
+            self._placing.discard(request.client_order_id)
+
+    async def _send(self, request: OrderRequest, intent: OrderIntent, strategy: str,
+                    decision: RiskDecision) -> Submission:
         pending = Order(
             client_order_id=request.client_order_id, venue=self.venue.id,
             symbol=request.symbol, side=request.side, type=request.type,
@@ -290,6 +303,8 @@ class OrderManager:
         for record in self.store.orders.orders(venue=self.venue.id, open_only=True):
             if wanted is not None and record.order.symbol not in wanted:
                 continue
+            if record.order.client_order_id in self._placing:
+                continue  # submit settles it
             after = await self._refresh_order(record.order)
             if after != record.order:
                 changed.append(after)

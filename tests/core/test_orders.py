@@ -270,6 +270,40 @@ def test_an_order_whose_fate_is_unknown_stays_pending_until_reconciled(store: St
     assert len(store.orders.fills()) == 1 and len(h.venue_orders()) == 1
 
 
+def test_a_sync_or_reconciliation_while_an_order_is_on_its_way_leaves_it_alone(
+        store: Store) -> None:
+    """A live account is synced every few seconds: one that lands while a submit waits for
+    the venue must not take the order the venue does not know yet for one that never came."""
+    h = Harness(store)
+    h.start()
+    release = asyncio.Event()
+    send = h.venue.submit_order
+
+    async def slow_submit(request: OrderRequest) -> Order:
+        await release.wait()
+        return await send(request)
+
+    h.venue.submit_order = slow_submit  # type: ignore[method-assign]
+
+    async def scenario() -> tuple[OrderStatus, OrderStatus, Any]:
+        intent = OrderIntent(SYMBOL, OrderSide.BUY, h.clock.now_ms(), amount=1.0)
+        placing = asyncio.create_task(h.manager.submit(intent, prices={SYMBOL: 100.0}))
+        while not store.orders.orders(open_only=True):
+            await asyncio.sleep(0)
+        [record] = store.orders.orders(open_only=True)
+        await h.manager.sync()
+        after_sync = store.orders.get(record.order.client_order_id).order.status
+        await h.manager.reconcile()
+        after_reconcile = store.orders.get(record.order.client_order_id).order.status
+        release.set()
+        return after_sync, after_reconcile, await placing
+
+    after_sync, after_reconcile, submission = asyncio.run(scenario())
+    assert (after_sync, after_reconcile) == (OrderStatus.PENDING, OrderStatus.PENDING)
+    assert submission.order.status is OrderStatus.FILLED
+    assert len(h.venue_orders()) == 1
+
+
 def test_a_pending_order_the_venue_never_got_is_rejected_at_reconciliation(
         store: Store) -> None:
     h = Harness(store)
