@@ -111,12 +111,23 @@ class Terminal:
     orders: OrderManager
     forecasts: ForecastService
     forecasting: ForecastController
+    risk: RiskManager
     trading: TradingSettings = field(default_factory=TradingSettings)
     fee_rate: float = 0.001
     auto_trader: AutoTrader | None = field(init=False, default=None)
+    #: Preferences saved before trading started, applied once it has.
+    _saved: Settings | None = field(init=False, default=None)
+    _trading_started: bool = field(init=False, default=False)
+    #: One change of automated trading or of the followed pairs at a time.
+    _changing: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     _auto_watches: list[tuple[str, Timeframe]] = field(init=False, default_factory=list)
     _syncs: set[asyncio.Task[Any]] = field(init=False, default_factory=set)
     _unfollow: Callable[[], None] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        # From the start, not once trading runs: a save while an exchange is still being
+        # reached must not be lost (automated trading switched off, above all).
+        self.window.preferences_saved.connect(self._apply_preferences)
 
     @property
     def venue(self) -> MarketDataVenue:
@@ -192,8 +203,12 @@ class Terminal:
         self.bus.subscribe(CandleUpdated, self._mark)
         if desk is not None:
             desk.start()
-        await self.start_auto_trading(self.trading)
-        self.window.preferences_saved.connect(self._apply_preferences)
+        self._trading_started = True
+        saved, self._saved = self._saved, None
+        if saved is not None:
+            await self._apply_trading(saved)
+        else:
+            await self.start_auto_trading(self.trading)
 
     def _last_price(self, symbol: str) -> float | None:
         if self.paper is not None:
@@ -226,6 +241,10 @@ class Terminal:
 
     async def start_auto_trading(self, trading: TradingSettings) -> None:
         """(Re)start automated trading on ``trading``'s pairs, timeframe and strategy."""
+        async with self._changing:
+            await self._start_auto_trading(trading)
+
+    async def _start_auto_trading(self, trading: TradingSettings) -> None:
         await self._stop_auto_trading()
         self.trading = trading
         timeframe = Timeframe(trading.timeframe)
@@ -270,21 +289,35 @@ class Terminal:
         return self.service.history(key.symbol, key.timeframe, bars)
 
     def _apply_preferences(self, settings: Settings) -> None:
-        """Saved preferences take effect at once: risk limits, the pairs followed on an
-        exchange and automated trading. A new market waits for a restart (the window offers
-        one): where orders go never changes under open orders and positions."""
-        self.orders.risk = RiskManager(settings.risk, fee_rate=self.fee_rate)
+        """Saved preferences take effect at once: risk limits (a latched drawdown breaker
+        stays latched), automated trading and the pairs followed on an exchange. Before
+        trading has started they wait for it. A new market waits for a restart (the window
+        offers one): where orders go never changes under open orders and positions."""
+        self.risk.limits = settings.risk
+        self.trading = settings.trading
+        if not self._trading_started:
+            self._saved = settings
+            return
         self._keep(asyncio.ensure_future(self._apply_trading(settings)))
 
     async def _apply_trading(self, settings: Settings) -> None:
-        if self.venues.pairs is not None:
-            wanted = exchange_pairs(settings)
-            held = [s for s in self.service.symbols if s in self._held_symbols()]
-            try:
-                await self.service.follow_pairs(tuple(dict.fromkeys((*wanted, *held))))
-            except TerminalError as error:
-                self.bus.publish(ErrorRaised(self.venue.display_name, str(error)))
-        await self.start_auto_trading(settings.trading)
+        """Automated trading stops first: switched off, it must not trade on through a
+        download of new pairs. It starts again on the new settings afterwards."""
+        async with self._changing:
+            await self._stop_auto_trading()
+            if self.venues.pairs is not None:
+                wanted = exchange_pairs(settings)
+                held = [s for s in self.service.symbols if s in self._held_symbols()]
+                try:
+                    await self.service.follow_pairs(tuple(dict.fromkeys((*wanted, *held))))
+                except TerminalError as error:
+                    self.bus.publish(ErrorRaised(self.venue.display_name,
+                                                 f"the watchlist did not change: {error}"))
+                except Exception as error:
+                    log.exception("following the new pairs failed")
+                    self.bus.publish(ErrorRaised(self.venue.display_name,
+                                                 f"the watchlist did not change: {error!r}"))
+            await self._start_auto_trading(settings.trading)
 
     def _held_symbols(self) -> set[str]:
         return ({p.symbol for p in self.orders.positions() if p.amount > 0}
@@ -414,9 +447,9 @@ def build_terminal(data_dir: str | None, sim_speed: float | None, *,
                                     history_days=venues.history_days, pairs=venues.pairs)
         window = MainWindow(service, bus, settings=settings, preferences=preferences,
                             settings_file=settings_file, kind=venues.kind)
-        orders = OrderManager(venues.account, store, bus,
-                              RiskManager(preferences.risk, fee_rate=fill_model.fees.taker),
-                              mode=venues.mode, clock=venues.clock)
+        risk = RiskManager(preferences.risk, fee_rate=fill_model.fees.taker)
+        orders = OrderManager(venues.account, store, bus, risk, mode=venues.mode,
+                              clock=venues.clock)
         window.attach_trading(orders, clock=venues.clock)
         if venues.notice is not None:
             window.show_error(venues.notice)
@@ -434,7 +467,7 @@ def build_terminal(data_dir: str | None, sim_speed: float | None, *,
     except BaseException:
         store.close()
         raise
-    return Terminal(store, venues, bus, service, window, orders, forecasts, forecasting,
+    return Terminal(store, venues, bus, service, window, orders, forecasts, forecasting, risk,
                     trading=preferences.trading, fee_rate=fill_model.fees.taker)
 
 

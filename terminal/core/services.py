@@ -103,41 +103,39 @@ class MarketDataService:
     async def follow_pairs(self, pairs: Sequence[str]) -> None:
         """Follow exactly ``pairs`` from now on: new ones are downloaded, then streamed.
 
-        Only for a service limited to pairs (one following every instrument has them all).
-        Publishes :class:`InstrumentsLoaded` and, once the new pairs' history is stored,
-        :class:`MarketDataReady` again.
+        Only for a started service limited to pairs (one following every instrument has
+        them all). The pairs followed so far go on streaming during the download; when it
+        fails, nothing changes and the error is raised. Publishes
+        :class:`InstrumentsLoaded` and :class:`MarketDataReady` again once the new pairs'
+        history is stored.
         """
         if self._pairs is None:
             raise InvalidArgument("this market's pairs are all followed already")
+        if not self.ready:
+            raise InvalidArgument("the market data is still loading; try again when it is")
         # One change at a time: two overlapping ones would each restart the stream.
         async with self._changing_pairs:
             await self._follow_pairs(tuple(dict.fromkeys(pairs)))
 
     async def _follow_pairs(self, pairs: tuple[str, ...]) -> None:
-        if not self.ready:
-            self._pairs = pairs
-            return  # start() is under way and will read them
         if pairs == self._pairs:
             return  # saved preferences that change other things: the stream goes on
         previous, self._pairs = self._pairs, pairs
         try:
             chosen = await self._chosen_instruments()
+            added = [i.symbol for i in chosen if i.symbol not in self.symbols]
+            await self._backfill(added)
         except BaseException:
-            self._pairs = previous  # nothing changed: the old pairs go on streaming
+            self._pairs = previous
             raise
-        added = [i.symbol for i in chosen if i.symbol not in self.symbols]
+        self._load_recent(added)
+        # A minute that closes while the stream is swapped is fetched by the new stream
+        # (the gap before its first closed candle, see _missed_before).
         await self._stop_stream()
         self.instruments = chosen
         self._bus.publish(InstrumentsLoaded(self.venue.id, tuple(self.instruments)))
-        try:
-            await self._backfill(added)
-        finally:
-            # Whatever the download did, every pair streams from here (a new one with the
-            # history it got: the next start continues the download where it stopped).
-            self._load_recent(added)
-            self._stream_task = asyncio.create_task(self._follow_live(),
-                                                    name="market-data-stream")
-            self._bus.publish(MarketDataReady(self.venue.id))
+        self._stream_task = asyncio.create_task(self._follow_live(), name="market-data-stream")
+        self._bus.publish(MarketDataReady(self.venue.id))
 
     async def stop(self) -> None:
         """Stop streaming and wait for store writes still running, so the store may close."""
@@ -196,7 +194,8 @@ class MarketDataService:
         if own is not None:
             stored = self._store.candles.load(self.key(symbol, timeframe), start)
             parts.append(stored)
-            minutes_from = own.last_time + timeframe.ms
+            after_own = own.last_time + timeframe.ms
+            minutes_from = after_own if start is None else max(start, after_own)
         if minutes is not None and (minutes_from is None
                                     or minutes.last_time >= minutes_from):
             candles = self._store.candles.load(self.key(symbol, BASE_TIMEFRAME), minutes_from)

@@ -134,7 +134,8 @@ class MarketSettings(BaseModel):
                     " pairs are not downloaded; the simulated market shows all of its own)")
     history_days: int = Field(default=DEFAULT_EXCHANGE_HISTORY_DAYS, ge=1, le=730,
                               description="days of 1-minute candles fetched from an exchange"
-                                          " when a pair is new to the store")
+                                          " when a pair is new to the store; from the next"
+                                          " start")
 
     @field_validator("source")
     @classmethod
@@ -168,7 +169,8 @@ class DataSettings(BaseModel):
 
     poll_interval_s: int = Field(default=2, ge=1, le=60,
                                  description="seconds between polls of an exchange's live"
-                                             " candles where it streams none (websocket)")
+                                             " candles where it streams none (websocket);"
+                                             " from the next start")
     retrain_schedule: str = Field(default="daily 03:00",
                                   description="when models retrain: off, every 6h, daily 03:00,"
                                               " weekly mon 03:00 (UTC)")
@@ -210,9 +212,10 @@ def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
 def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
     """Version 3 added the market section (the simulated market by default) and replaced
     ``data.refresh_interval_s``, which nothing used, by ``data.poll_interval_s``."""
-    data = {key: value for key, value in raw.get("data", {}).items()
-            if key != "refresh_interval_s"}
-    return {**raw, "data": data, "version": 3}
+    data = raw.get("data")
+    if isinstance(data, dict):
+        raw = {**raw, "data": {k: v for k, v in data.items() if k != "refresh_interval_s"}}
+    return {**raw, "version": 3}
 
 
 SETTINGS_VERSION = Settings().version

@@ -137,8 +137,9 @@ class FirstRunWizard(QWizard):
              " <b>Preferences → Market → Live trading</b> switched on. Keys are kept only in"
              " your operating system's keyring, never in the settings file, and you can add"
              " them any time later.",
-             "Prefer keys <b>without withdrawal rights</b>. Live orders always ask for"
-             " confirmation.",
+             "Prefer keys <b>without withdrawal rights</b>. Every live order you place, and"
+             " closing a live position, asks for confirmation first; automated trading, once"
+             " you switch it on, does not ask.",
              "Press <b>Finish</b> to open the terminal. This guide is under Help → Getting"
              " started whenever you want it again."]))
 

@@ -177,6 +177,8 @@ class MainWindow(QMainWindow):
         self._service = service
         self._settings = settings
         self._preferences = preferences or Settings()
+        #: The settings the window opened with: the market they chose is the one running.
+        self._running = self._preferences
         self._settings_file = settings_file
         self._trade_markers: dict[str, list[TradeMarker]] = {}
         self._fill_markers: dict[str, list[TradeMarker]] = {}
@@ -369,8 +371,8 @@ class MainWindow(QMainWindow):
                                  positions=self._positions_panel, history=self._history_panel,
                                  dashboard=self._dashboard)
         self._series_loader = orders.store.candles.load
-        self._add_imported(s.key for s in orders.store.candles.summaries()
-                           if s.key.venue != orders.venue.id)
+        # Accounts store no candles: every stored series is the market's or an import.
+        self._add_imported(s.key for s in orders.store.candles.summaries())
         if self._symbol is not None and self._history_ready:
             self._desk.on_chart_symbol(self._symbol)
         return self._desk
@@ -747,15 +749,15 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
-    def _fill_symbols(self) -> bool:
+    def _fill_symbols(self) -> None:
         """Offer the venue's instruments once the service has loaded them, and again when
-        the followed pairs change; True when the charted pair had to change with them."""
+        the followed pairs change (charting another pair when the charted one went)."""
         symbols = self._service.symbols
         box = self._symbol_box
         listed = [box.itemData(i) for i in range(box.count())
-                  if box.itemData(i) in symbols and box.itemData(i) not in self._imported]
+                  if isinstance(box.itemData(i), str) and box.itemData(i) not in self._imported]
         if not symbols or (box.isEnabled() and listed == symbols):
-            return False
+            return
         box.blockSignals(True)
         box.clear()
         for symbol in symbols:
@@ -771,7 +773,8 @@ class MainWindow(QMainWindow):
                             box.findData(f"{key.venue}:{key.symbol}:{key.timeframe.code}"))
         self._backtest_panel.set_symbols(symbols, self._symbol)
         self._update_title()
-        return moved
+        if moved and self._watching is not None:
+            self._load_chart()  # the charted pair is no longer followed
 
     def _load_chart(self) -> None:
         """Show the selected series' history and follow its live candles."""
@@ -839,11 +842,9 @@ class MainWindow(QMainWindow):
 
     def _on_history_ready(self) -> None:
         if self._history_ready:
-            # The followed pairs changed (Preferences): offer the new ones.
-            moved = self._fill_symbols()
+            # The followed pairs changed (Preferences, the watchlist): offer the new ones.
+            self._fill_symbols()
             self._fill_watchlist()
-            if moved:
-                self._load_chart()
             return
         self._history_ready = True
         self._fill_symbols()
@@ -1093,10 +1094,12 @@ class MainWindow(QMainWindow):
         self._preferences = settings
         if settings.appearance.theme != previous.appearance.theme:
             self._apply_theme(settings.appearance.theme)
-        before, after = previous.market, settings.market
+        # Against the market running now, not the last save: saving twice ("Later", then
+        # back again) must not offer to switch to the market already running.
+        running, after = self._running.market, settings.market
         market_changed = ((after.source, after.sandbox, after.live_trading)
-                          != (before.source, before.sandbox, before.live_trading))
-        simulated_changed = after.simulated and settings.simulated != previous.simulated
+                          != (running.source, running.sandbox, running.live_trading))
+        simulated_changed = after.simulated and settings.simulated != self._running.simulated
         note = ""
         if market_changed or simulated_changed:
             # Where orders go never changes under open orders and positions: a restart opens

@@ -206,16 +206,20 @@ class TradingDesk(QObject):
         if not self._live:
             self._send(draft)
             return
+        self._ask_live(f"{draft.side.value.upper()} {draft.amount:.8g} {draft.symbol}"
+                       f" ({draft.type.value})", "Send live order", lambda: self._send(draft))
+
+    def _ask_live(self, what: str, button: str, send: Callable[[], None]) -> None:
+        """Every order with real money waits for the user's yes (Cancel is the default)."""
         confirm = QMessageBox(QMessageBox.Icon.Warning, "Send a live order?",
-                              f"{draft.side.value.upper()} {draft.amount:.8g} {draft.symbol}"
-                              f" ({draft.type.value}) on {self._orders.venue.display_name}."
+                              f"{what} on {self._orders.venue.display_name}."
                               "\n\nThis order uses real money.",
                               QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel,
                               self._window)
-        confirm.button(QMessageBox.StandardButton.Ok).setText("Send live order")
+        confirm.button(QMessageBox.StandardButton.Ok).setText(button)
         confirm.setDefaultButton(QMessageBox.StandardButton.Cancel)
         confirm.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        confirm.accepted.connect(lambda: self._send(draft))
+        confirm.accepted.connect(send)
         self._confirm = confirm
         confirm.open()  # never exec(): a nested loop would run asyncio steps inside a slot
 
@@ -275,7 +279,12 @@ class TradingDesk(QObject):
     # -- positions and orders ---------------------------------------------------------------
 
     def close_position(self, symbol: str) -> None:
-        self._spawn(self._close(symbol), f"close-{symbol}")
+        """Sell the whole position at market (after a confirmation when trading live)."""
+        if not self._live:
+            self._spawn(self._close(symbol), f"close-{symbol}")
+            return
+        self._ask_live(f"SELL the whole {symbol} position at market", "Close position",
+                       lambda: self._spawn(self._close(symbol), f"close-{symbol}"))
 
     async def _close(self, symbol: str) -> None:
         try:

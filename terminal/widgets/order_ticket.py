@@ -275,7 +275,10 @@ class OrderTicket(QWidget):
             f"Available  {quote_free:,.2f} {self._quote}  ·  {base_free:,.6g} {self._base}")
         if changed and self._unit.currentData() == UNIT_PERCENT and self._amount.text().strip():
             # A share of the balance is another amount now: the last verdict was on the old.
+            # A send asked for meanwhile still goes once the new verdict approves.
+            send_when_approved = self._send_when_approved
             self.recheck()
+            self._send_when_approved = send_when_approved
 
     def show_verdict(self, approved: bool, text: str) -> None:
         """The risk manager's verdict on the current draft (``text``: the reason or the

@@ -387,7 +387,7 @@ def test_candles_stored_at_the_timeframe_lead_up_to_those_built_from_the_minutes
     asyncio.run(scenario())
 
 
-def test_pair_changes_one_after_the_other_leave_one_stream_and_a_failed_download_streams_too(
+def test_pair_changes_one_after_the_other_leave_one_stream_and_a_failed_download_none(
         store: Store) -> None:
     async def scenario() -> None:
         venue = ScriptedVenue()
@@ -406,10 +406,10 @@ def test_pair_changes_one_after_the_other_leave_one_stream_and_a_failed_download
         with pytest.raises(VenueUnavailable):
             await service.follow_pairs(("ETH/USDT", "BTC/USDT"))
         await settle()
-        # BTC is followed without history (the next start downloads it) and streams.
-        assert service.symbols == ["ETH/USDT", "BTC/USDT"]
-        assert venue.streams_running == 1
-        assert len(recorder.of(MarketDataReady)) == 2
+        # Nothing changed: ETH streamed on through the failed download, alone.
+        assert service.symbols == ["ETH/USDT"]
+        assert (venue.streams_opened, venue.streams_running) == (1, 1)
+        assert len(recorder.of(MarketDataReady)) == 1
         venue.fetch_candles = working  # type: ignore[method-assign]
         await asyncio.gather(service.follow_pairs(("ETH/USDT", "BTC/USDT")),
                              service.follow_pairs(("BTC/USDT",)))

@@ -126,3 +126,11 @@ def test_the_market_source_is_an_exchange_id_and_live_trading_needs_one() -> Non
         MarketSettings(source="kraken", watchlist=("BTC/USD", "btc/usd"))
     with pytest.raises(ValidationError, match="at most 20"):
         MarketSettings(watchlist=tuple(f"C{i:02d}/USDT" for i in range(21)))
+
+
+def test_a_version_2_file_with_a_broken_data_section_is_set_aside_not_a_crash(
+        tmp_path: Path) -> None:
+    settings_file = SettingsFile(tmp_path)
+    settings_file.path.write_text(json.dumps({"version": 2, "data": None}))
+    assert settings_file.load() == Settings()
+    assert settings_file.problem is not None and "data" in settings_file.problem

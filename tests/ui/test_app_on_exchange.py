@@ -201,6 +201,19 @@ def test_a_live_order_from_the_ticket_reaches_the_exchange_only_after_confirmati
             confirm.accept()
             await wait_for(lambda: emulator.all_orders(), "the order on the exchange")
             await wait_for(lambda: terminal.orders.positions(), "the position")
+            [position] = terminal.orders.positions()
+            assert position.symbol == "BTC/USDT" and position.amount > 0
+            # Closing the position from the positions panel asks too.
+            desk.close_position("BTC/USDT")
+            closing = desk.confirmation
+            assert closing is not None and closing is not confirm and closing.isVisible()
+            assert "SELL the whole BTC/USDT position" in closing.text()
+            await asyncio.sleep(0.3)
+            assert len(emulator.all_orders()) == 1
+            closing.accept()
+            # Binance took the buy's fee in BTC: what is left is dust below the lot size.
+            await wait_for(lambda: terminal.orders.position("BTC/USDT").amount
+                           < Decimal("0.00001"), "the position closed")
         finally:
             await terminal.shutdown()
 
@@ -208,10 +221,9 @@ def test_a_live_order_from_the_ticket_reaches_the_exchange_only_after_confirmati
         run_on_qt_loop(qapp, scenario(), timeout_s=90)
     finally:
         window.close()
-    [sent] = emulator.all_orders()
-    assert (sent.side, sent.status) == ("BUY", "FILLED")
-    [position] = terminal.orders.positions()
-    assert position.symbol == "BTC/USDT" and position.amount > 0
+    bought, sold = emulator.all_orders()
+    assert (bought.side, bought.status, sold.side, sold.status) == (
+        "BUY", "FILLED", "SELL", "FILLED")
 
 
 def test_an_exchange_that_cannot_be_reached_at_start_is_tried_again_until_it_answers(
@@ -226,10 +238,20 @@ def test_an_exchange_that_cannot_be_reached_at_start_is_tried_again_until_it_ans
     errors: list[str] = []
     terminal.bus.subscribe(ErrorRaised, lambda e: errors.append(e.message))
 
+    # Saved while the exchange is still being reached: applied once trading has started.
+    saved = on_binance().model_copy(update={
+        "market": MarketSettings(source="binance", history_days=1),
+        "trading": TradingSettings(pairs=("BTC/USDT",), automated_trading=True)})
+    enabled: list[bool] = []
+
     async def scenario() -> None:
         terminal.bus.bind_loop(asyncio.get_running_loop())
         try:
-            await terminal.start_service()
+            starting = asyncio.create_task(terminal.start_service())
+            await wait_for(lambda: errors, "the first failed try")
+            terminal.window.preferences_saved.emit(saved)
+            await starting
+            enabled.append(terminal.auto_trader is not None and terminal.auto_trader.enabled)
         finally:
             await terminal.shutdown()
 
@@ -240,8 +262,9 @@ def test_an_exchange_that_cannot_be_reached_at_start_is_tried_again_until_it_ans
     retries = [e for e in errors if e.startswith("cannot load market data")]
     assert len(retries) == 3
     assert all("trying again in 0 s" in e for e in retries)
-    assert terminal.service.ready and terminal.service.symbols == ["BTC/USDT", "ETH/USDT"]
-    assert terminal.orders.venue.id == "paper-binance"
+    assert terminal.service.ready and terminal.orders.venue.id == "paper-binance"
+    assert terminal.service.symbols == ["BTC/USDT"]  # the watchlist saved meanwhile
+    assert enabled == [True]
 
 
 def test_pairs_added_to_the_watchlist_are_saved_downloaded_and_streamed(
@@ -274,9 +297,13 @@ def test_pairs_added_to_the_watchlist_are_saved_downloaded_and_streamed(
             assert watchlist.entry.text() == "" and watchlist.entry_error == ""
             window.unwatch_pair("BTC/USDT")
             assert watchlist.entry_error == "BTC/USDT is traded: remove it in Preferences → Trading"
+            window.select(symbol="ETH/USDT")
             window.unwatch_pair("ETH/USDT")
             await wait_for(lambda: watchlist.model.symbols == ["BTC/USDT"],
                            "ETH/USDT off the watchlist")
+            # The chart moved off the pair that is no longer followed.
+            assert window.symbol == "BTC/USDT"
+            assert window.series_key is not None and window.series_key.symbol == "BTC/USDT"
         finally:
             await terminal.shutdown()
 
