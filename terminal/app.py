@@ -320,7 +320,8 @@ class Terminal:
             await self._start_auto_trading(settings.trading)
 
     def _held_symbols(self) -> set[str]:
-        return ({p.symbol for p in self.orders.positions() if p.amount > 0}
+        return ({p.symbol for p in self.orders.positions()
+                 if p.amount > 0 and not self.orders.is_dust(p)}
                 | {o.symbol for o in self.orders.open_orders()})
 
     def _keep(self, task: asyncio.Future[Any]) -> None:

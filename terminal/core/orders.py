@@ -281,6 +281,10 @@ class OrderManager:
         position = self._book.position(symbol)
         if position.amount <= 0:
             raise InvalidArgument(f"no open {symbol} position to close")
+        if self.is_dust(position):
+            raise InvalidArgument(f"the {position.amount} {symbol.split('/')[0]} left is below"
+                                  " the smallest order the venue takes: it cannot be sold"
+                                  " on its own (dust)")
         for record in self.store.orders.orders(venue=self.venue.id, symbol=symbol,
                                                open_only=True):
             if record.order.side is OrderSide.SELL:
@@ -362,6 +366,19 @@ class OrderManager:
     def position(self, symbol: str) -> Position:
         return self._book.position(symbol)
 
+    def is_dust(self, position: Position) -> bool:
+        """Whether ``position`` is too small to sell: below the pair's lot or minimum
+        amount, or worth less than its minimum order value at the last price. Exchanges
+        that take the buy's fee in the coin bought leave such remainders after a sell."""
+        instrument = self._instruments.get(position.symbol)
+        if instrument is None or position.amount <= 0:
+            return False
+        sellable = instrument.round_amount(position.amount)
+        if sellable <= 0 or sellable < instrument.min_amount:
+            return True
+        price = self._prices.get(position.symbol)
+        return price is not None and float(sellable) * price < float(instrument.min_notional)
+
     def open_orders(self) -> list[Order]:
         return [r.order for r in self.store.orders.orders(venue=self.venue.id, open_only=True)]
 
@@ -395,7 +412,8 @@ class OrderManager:
         return AccountSnapshot(
             time_ms=now, equity=equity, cash=cash, peak_equity=self._peak_equity,
             day_start_equity=self._day[1], prices=dict(self._prices), exposure=exposure,
-            open_trades=sum(1 for p in self._book.positions() if p.amount > 0),
+            open_trades=sum(1 for p in self._book.positions()
+                            if p.amount > 0 and not self.is_dust(p)),
             trades_today=len(entries))
 
     # --- internals --------------------------------------------------------------------------

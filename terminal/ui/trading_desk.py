@@ -349,7 +349,7 @@ class TradingDesk(QObject):
     def _show_positions(self) -> None:
         rows = [PositionRow(p.symbol, float(p.amount), float(p.average_price),
                             self._marks.get(p.symbol), float(p.realized_pnl),
-                            self._window.price_decimals(p.symbol))
+                            self._window.price_decimals(p.symbol), self._orders.is_dust(p))
                 for p in self._orders.positions()]
         self._positions.set_positions(rows)
 

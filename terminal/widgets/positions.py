@@ -45,6 +45,8 @@ class PositionRow:
     mark: float | None
     realized: float
     price_decimals: int = 2
+    #: Too small to sell (below the pair's smallest order): no Close.
+    dust: bool = False
 
     @property
     def unrealized(self) -> float | None:
@@ -137,10 +139,15 @@ class PositionsPanel(QWidget):
                 if column == 6:
                     self._color(item, row.realized)
                 table.setItem(index, column, item)
-            table.setCellWidget(index, len(POSITION_COLUMNS) - 1,
-                                self._button("Close", "Sell the whole position at market",
-                                             lambda _=False, s=row.symbol:
-                                             self.close_requested.emit(s)))
+            if row.dust:
+                holder = self._button("Dust", "Below the smallest order the venue takes: it"
+                                              " cannot be sold on its own", lambda: None)
+                holder.findChild(QPushButton).setEnabled(False)
+            else:
+                holder = self._button("Close", "Sell the whole position at market",
+                                      lambda _=False, s=row.symbol:
+                                      self.close_requested.emit(s))
+            table.setCellWidget(index, len(POSITION_COLUMNS) - 1, holder)
         self._empty_positions.setVisible(not rows)
         self._tabs.setTabText(0, f"Positions ({len(rows)})" if rows else "Positions")
 

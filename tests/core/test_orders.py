@@ -345,6 +345,23 @@ def test_a_real_venue_refusal_is_never_stored_as_filled(store: Store) -> None:
     assert stored is not None and stored.order.status is OrderStatus.REJECTED
 
 
+def test_a_remainder_below_the_smallest_order_is_dust_not_an_open_trade(store: Store) -> None:
+    h = Harness(store, limits=RiskLimits(max_open_trades=1))
+    h.start()
+    h.buy(1.0)
+    sell = OrderIntent(SYMBOL, OrderSide.SELL, h.clock.now_ms(), amount=0.96)
+    asyncio.run(h.manager.submit(sell, prices={SYMBOL: 100.0}))
+    [left] = h.manager.positions()
+    assert left.amount == Decimal("0.04")  # worth 4 USDT: the pair's minimum order is 5
+    assert h.manager.is_dust(left)
+    with pytest.raises(InvalidArgument, match="cannot be sold on its own"):
+        asyncio.run(h.manager.close_position(SYMBOL))
+    # Dust is no open trade: a new entry is not refused for max_open_trades=1.
+    assert asyncio.run(h.manager.snapshot(SYMBOL)).open_trades == 0
+    assert h.buy(1.0).order.status is OrderStatus.FILLED
+    assert not h.manager.is_dust(h.manager.position(SYMBOL))
+
+
 def test_cancel_and_close_position(store: Store) -> None:
     h = Harness(store)
     h.start()

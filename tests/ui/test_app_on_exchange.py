@@ -211,9 +211,14 @@ def test_a_live_order_from_the_ticket_reaches_the_exchange_only_after_confirmati
             await asyncio.sleep(0.3)
             assert len(emulator.all_orders()) == 1
             closing.accept()
-            # Binance took the buy's fee in BTC: what is left is dust below the lot size.
-            await wait_for(lambda: terminal.orders.position("BTC/USDT").amount
-                           < Decimal("0.00001"), "the position closed")
+            # Binance took the buy's fee in BTC: what is left is dust below the lot size,
+            # shown without a Close button.
+            await wait_for(lambda: terminal.orders.is_dust(terminal.orders.position("BTC/USDT")),
+                           "the position closed")
+            desk.refresh()
+            await wait_for(lambda: not desk.busy and not desk.refresh_pending, "the panels")
+            table = window.positions_panel.positions_table
+            assert window.positions_panel.action_button(table, 0).text() == "Dust"
         finally:
             await terminal.shutdown()
 

@@ -138,6 +138,10 @@ def test_positions_are_coloured_and_their_buttons_ask_to_close_or_cancel(qtbot) 
     with qtbot.waitSignal(panel.close_requested) as closing:
         panel.action_button(table, 0).click()
     assert closing.args == ["BTC/USDT"]
+    panel.set_positions([PositionRow("BTC/USDT", 0.0000056, 50_000, 51_000, -5.0, dust=True)])
+    dust = panel.action_button(table, 0)
+    assert (dust.text(), dust.isEnabled()) == ("Dust", False)
+    assert "cannot be sold on its own" in dust.toolTip()
     panel.set_orders([order("trm-a"), order("trm-b", OrderSide.SELL)])
     with qtbot.waitSignal(panel.cancel_requested) as canceling:
         panel.action_button(panel.orders_table, 1).click()
