@@ -97,8 +97,9 @@ class Terminal:
 
     ``venues`` holds the market the window shows and the account orders go to (a paper
     account unless live trading is on); ``orders`` is the order manager that owns those
-    orders. ``trading`` chooses what automated trading trades; it places orders only while
-    the user has switched it on.
+    orders, judged by ``risk`` (whose limits follow the saved preferences). ``trading``
+    chooses what automated trading trades; it places orders only while the user has switched
+    it on.
     ``forecasts`` runs the forecasting worker process; ``forecasting`` shows its results in the
     window.
     """
