@@ -18,6 +18,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from pydantic import ValidationError
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -65,6 +66,7 @@ from terminal.core.settings import (
     MarketSettings,
     Settings,
     SettingsFile,
+    describe_validation_error,
 )
 from terminal.ui import theme
 from terminal.ui.backtest_runner import BacktestRunner
@@ -1209,7 +1211,7 @@ class MainWindow(QMainWindow):
         is refused at the watchlist's field with the reason, and nothing is saved."""
         market = self._preferences.market
         service = self._service
-        if pair in service.symbols:
+        if pair in service.symbols or pair in market.watchlist:
             self._watchlist.set_entry_error(f"{pair} is in the watchlist already")
         elif len(market.watchlist) >= MAX_WATCHED_PAIRS:
             self._watchlist.set_entry_error(
@@ -1238,7 +1240,13 @@ class MainWindow(QMainWindow):
             self._watchlist.set_entry_error(None)
 
     def _save_watchlist(self, pairs: tuple[str, ...]) -> bool:
-        market = self._preferences.market.model_copy(update={"watchlist": pairs})
+        # Validated like the settings file is read: a file this writes always loads again.
+        try:
+            market = MarketSettings.model_validate(
+                {**self._preferences.market.model_dump(), "watchlist": pairs})
+        except ValidationError as error:
+            self._watchlist.set_entry_error(describe_validation_error(error))
+            return False
         settings = self._preferences.model_copy(update={"market": market})
         if self._settings_file is not None:
             try:

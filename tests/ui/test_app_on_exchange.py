@@ -279,7 +279,8 @@ def test_pairs_added_to_the_watchlist_are_saved_downloaded_and_streamed(
     settings_file = SettingsFile(tmp_path / "config")
     terminal = build_terminal(
         str(data_dir), None, preferences=on_binance().model_copy(update={
-            "market": MarketSettings(source="binance", history_days=1)}),
+            "market": MarketSettings(source="binance", history_days=1,
+                                     watchlist=("DOGE/USDT",))}),
         settings_file=settings_file, keys=KeyStore(from_env=True, environ={}),
         exchange_api_url=emulator.base_url)
     window = terminal.window
@@ -291,8 +292,10 @@ def test_pairs_added_to_the_watchlist_are_saved_downloaded_and_streamed(
             await terminal.start_service()
             assert watchlist.model.symbols == ["BTC/USDT"]
             assert watchlist.entry.isVisibleTo(watchlist)  # pairs are the user's choice here
-            window.watch_pair("DOGE/USDT")
-            assert watchlist.entry_error == "DOGE/USDT is not listed on Binance (spot)"
+            window.watch_pair("XRP/USDT")
+            assert watchlist.entry_error == "XRP/USDT is not listed on Binance (spot)"
+            window.watch_pair("DOGE/USDT")  # in the settings, though not listed
+            assert watchlist.entry_error == "DOGE/USDT is in the watchlist already"
             window.watch_pair("BTC/USDT")
             assert watchlist.entry_error == "BTC/USDT is in the watchlist already"
             watchlist.entry.setText("eth/usdt")
@@ -319,7 +322,8 @@ def test_pairs_added_to_the_watchlist_are_saved_downloaded_and_streamed(
     eth = terminal.service.key("ETH/USDT", Timeframe.M1)
     with Store.open(data_dir) as store:
         assert len(store.candles.load(eth)) == BARS - 1  # its closed minutes were downloaded
-    assert settings_file.load().market.watchlist == ()
+    assert settings_file.load().market.watchlist == ("DOGE/USDT",)
+    assert settings_file.problem is None
 
 
 def test_a_file_of_the_exchange_leads_up_to_the_live_chart_and_other_pairs_stay_listed(
