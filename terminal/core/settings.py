@@ -24,12 +24,14 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import ErrorDetails
 
 from terminal.core.errors import InvalidArgument
 from terminal.core.model import Timeframe
 from terminal.core.paths import APP_NAME
 from terminal.core.risk import RiskLimits
 from terminal.core.schedule import parse_schedule
+from terminal.core.secrets import check_exchange_id
 from terminal.core.services import DEFAULT_HISTORY_DAYS
 from terminal.core.strategies import STRATEGIES
 
@@ -49,14 +51,13 @@ class SimulatedMarketSettings(BaseModel):
 
 #: The most pairs traded and watched at once.
 MAX_PAIRS = 10
-#: What a pair looks like: BASE/QUOTE in capitals.
-PAIR_SHAPE = re.compile(r"[A-Z0-9]{2,12}/[A-Z0-9]{2,12}")
+_PAIR = re.compile(r"[A-Z0-9]{2,12}/[A-Z0-9]{2,12}")
 
 
 def _check_pairs(pairs: tuple[str, ...]) -> tuple[str, ...]:
     cleaned = tuple(pair.strip().upper() for pair in pairs)
     for pair in cleaned:
-        if not PAIR_SHAPE.fullmatch(pair):
+        if not _PAIR.fullmatch(pair):
             raise ValueError(f"{pair!r} is not a pair like BTC/USDT")
     if len(set(cleaned)) != len(cleaned):
         raise ValueError("a pair is listed twice")
@@ -106,7 +107,6 @@ MAX_WATCHED_PAIRS = 20
 #: Days of 1-minute history fetched from an exchange on first start: at 1,000 candles per
 #: request, 30 days is 44 requests per pair.
 DEFAULT_EXCHANGE_HISTORY_DAYS = 30
-_EXCHANGE_ID = re.compile(r"[a-z0-9][a-z0-9_]{0,39}")
 
 
 class MarketSettings(BaseModel):
@@ -140,10 +140,11 @@ class MarketSettings(BaseModel):
     @field_validator("source")
     @classmethod
     def _source_id(cls, source: str) -> str:
-        cleaned = source.strip().lower()
-        if not _EXCHANGE_ID.fullmatch(cleaned):
-            raise ValueError(f"{source!r} is not an exchange id such as binance or kraken")
-        return cleaned
+        try:
+            return check_exchange_id(source)
+        except InvalidArgument:
+            raise ValueError(f"{source!r} is not an exchange id such as binance or kraken"
+                             ) from None
 
     @field_validator("sandbox", "live_trading")
     @classmethod
@@ -275,6 +276,12 @@ def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
     for step in _MIGRATIONS[version - 1:]:
         raw = step(raw)
     return raw
+
+
+def problem_text(problem: ErrorDetails) -> str:
+    """One problem of a validation as a field shows it: pydantic's reason without its
+    ``Value error,`` prefix (the reasons our checks raise are written for people)."""
+    return problem["msg"].removeprefix("Value error, ")
 
 
 def describe_validation_error(error: ValidationError) -> str:

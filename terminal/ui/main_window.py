@@ -62,11 +62,10 @@ from terminal.core.series import CandleSeries, SeriesKey
 from terminal.core.services import MarketDataService
 from terminal.core.settings import (
     MAX_WATCHED_PAIRS,
-    PAIR_SHAPE,
     MarketSettings,
     Settings,
     SettingsFile,
-    describe_validation_error,
+    problem_text,
 )
 from terminal.ui import theme
 from terminal.ui.backtest_runner import BacktestRunner
@@ -1085,11 +1084,18 @@ class MainWindow(QMainWindow):
         if self._preferences.first_run_done:
             return
         self._preferences = self._preferences.model_copy(update={"first_run_done": True})
+        problem = self._write_settings(self._preferences)
+        if problem is not None:
+            self.show_error(problem)
+
+    def _write_settings(self, settings: Settings) -> str | None:
+        """Save ``settings`` to the settings file; why they could not be written, or None."""
         if self._settings_file is not None:
             try:
-                self._settings_file.save(self._preferences)
+                self._settings_file.save(settings)
             except OSError as error:
-                self.show_error(f"cannot save the settings: {error}")
+                return f"cannot save the settings: {error}"
+        return None
 
     def _on_preferences_saved(self, settings: Settings) -> None:
         previous = self._preferences
@@ -1217,12 +1223,12 @@ class MainWindow(QMainWindow):
             self._watchlist.set_entry_error(
                 f"the watchlist holds at most {MAX_WATCHED_PAIRS} pairs besides the traded"
                 " ones; remove one first")
-        elif not PAIR_SHAPE.fullmatch(pair):
-            self._watchlist.set_entry_error(f"{pair!r} is not a pair like BTC/USDT")
+        elif (settings := self._with_watchlist((*market.watchlist, pair))) is None:
+            return  # not a pair: the settings' own check said why, at the field
         elif service.listed and pair not in service.listed:
             self._watchlist.set_entry_error(
                 f"{pair} is not listed on {service.venue.display_name} (spot)")
-        elif self._save_watchlist((*market.watchlist, pair)):
+        elif self._save_watchlist(settings):
             self._watchlist.entry_done()
             self.show_message(f"Watching {pair}: loading its history…")
 
@@ -1236,24 +1242,27 @@ class MainWindow(QMainWindow):
         elif pair not in market.watchlist:
             self._watchlist.set_entry_error(
                 f"{pair} stays while the account holds it or has orders in it")
-        elif self._save_watchlist(tuple(p for p in market.watchlist if p != pair)):
+        elif ((settings := self._with_watchlist(tuple(p for p in market.watchlist
+                                                      if p != pair))) is not None
+              and self._save_watchlist(settings)):
             self._watchlist.set_entry_error(None)
 
-    def _save_watchlist(self, pairs: tuple[str, ...]) -> bool:
-        # Validated like the settings file is read: a file this writes always loads again.
+    def _with_watchlist(self, pairs: tuple[str, ...]) -> Settings | None:
+        """The preferences with ``pairs`` watched, checked as the settings file is read (a
+        file this writes always loads again); None, with the reason shown, when they fail."""
         try:
             market = MarketSettings.model_validate(
                 {**self._preferences.market.model_dump(), "watchlist": pairs})
         except ValidationError as error:
-            self._watchlist.set_entry_error(describe_validation_error(error))
+            self._watchlist.set_entry_error("; ".join(map(problem_text, error.errors())))
+            return None
+        return self._preferences.model_copy(update={"market": market})
+
+    def _save_watchlist(self, settings: Settings) -> bool:
+        problem = self._write_settings(settings)
+        if problem is not None:
+            self._watchlist.set_entry_error(problem)
             return False
-        settings = self._preferences.model_copy(update={"market": market})
-        if self._settings_file is not None:
-            try:
-                self._settings_file.save(settings)
-            except OSError as error:
-                self._watchlist.set_entry_error(f"cannot save the settings: {error}")
-                return False
         self._preferences = settings
         self.preferences_saved.emit(settings)
         return True

@@ -32,7 +32,13 @@ from PySide6.QtWidgets import (
 )
 
 from terminal.core.model import Timeframe
-from terminal.core.settings import MAX_PAIRS, SIMULATED_SOURCE, Settings, SettingsFile
+from terminal.core.settings import (
+    MAX_PAIRS,
+    SIMULATED_SOURCE,
+    Settings,
+    SettingsFile,
+    problem_text,
+)
 from terminal.core.strategies import STRATEGIES
 from terminal.widgets.forms import FieldBox, field_label
 
@@ -229,8 +235,7 @@ class PreferencesDialog(QDialog):
             candidate = None
             for problem in error.errors():
                 location = tuple(str(part) for part in problem["loc"])
-                message = problem["msg"].removeprefix("Value error, ")
-                problems.setdefault(location[:2], message)
+                problems.setdefault(location[:2], problem_text(problem))
         for (section, name), editor in self._editors.items():
             editor.set_error(problems.get((section, name)))
         for section, label in self._section_errors.items():
