@@ -79,8 +79,8 @@ class ScriptedVenue:
 class Recorder:
     def __init__(self, bus: EventBus) -> None:
         self.events: list[object] = []
-        for kind in (CandleClosed, CandleUpdated, ConnectionChanged, HistoryProgress,
-                     InstrumentsLoaded, MarketDataReady):
+        for kind in (CandleClosed, CandleUpdated, ConnectionChanged, ErrorRaised,
+                     HistoryProgress, InstrumentsLoaded, MarketDataReady):
             bus.subscribe(kind, self.events.append)
 
     def of(self, kind: type, key: SeriesKey | None = None) -> list:
@@ -100,11 +100,13 @@ def store(data_dir: Path) -> Store:
     opened.close()
 
 
-async def started(store: Store) -> tuple[MarketDataService, ScriptedVenue, Recorder]:
+async def started(store: Store, pairs: tuple[str, ...] | None = None
+                  ) -> tuple[MarketDataService, ScriptedVenue, Recorder]:
     venue = ScriptedVenue()
     bus = EventBus()
     recorder = Recorder(bus)
-    service = MarketDataService(store, venue, bus, ManualClock(NOW), history_days=2)
+    service = MarketDataService(store, venue, bus, ManualClock(NOW), history_days=2,
+                                pairs=pairs)
     await service.start()
     await settle()
     return service, venue, recorder
@@ -291,18 +293,11 @@ def test_stopping_during_the_backfill_waits_for_the_store_write(
 def test_a_service_limited_to_pairs_follows_only_those_and_names_the_unlisted(
         store: Store) -> None:
     async def scenario() -> None:
-        venue = ScriptedVenue()
-        bus = EventBus()
-        errors: list[ErrorRaised] = []
-        bus.subscribe(ErrorRaised, errors.append)
-        service = MarketDataService(store, venue, bus, ManualClock(NOW), history_days=2,
-                                    pairs=("ETH/USDT", "DOGE/USDT"))
-        await service.start()
-        await settle()
+        service, _venue, recorder = await started(store, pairs=("ETH/USDT", "DOGE/USDT"))
         assert service.symbols == ["ETH/USDT"]
         assert store.candles.summary(service.key("BTC/USDT", Timeframe.M1)) is None
         assert len(store.candles.load(service.key("ETH/USDT", Timeframe.M1))) == 2 * 1440
-        assert [e.message for e in errors] == [
+        assert [e.message for e in recorder.of(ErrorRaised)] == [
             "DOGE/USDT is not listed on Fake venue (spot); left out"]
         with pytest.raises(InvalidArgument, match="BTC/USDT is not traded on Fake venue"):
             service.history("BTC/USDT", Timeframe.M1)
@@ -314,13 +309,7 @@ def test_a_service_limited_to_pairs_follows_only_those_and_names_the_unlisted(
 def test_followed_pairs_change_while_running_new_ones_are_downloaded_then_streamed(
         store: Store) -> None:
     async def scenario() -> None:
-        venue = ScriptedVenue()
-        bus = EventBus()
-        recorder = Recorder(bus)
-        service = MarketDataService(store, venue, bus, ManualClock(NOW), history_days=2,
-                                    pairs=("ETH/USDT",))
-        await service.start()
-        await settle()
+        service, venue, recorder = await started(store, pairs=("ETH/USDT",))
         await service.follow_pairs(("BTC/USDT", "ETH/USDT"))
         await settle()
         assert service.symbols == ["BTC/USDT", "ETH/USDT"]
@@ -390,13 +379,7 @@ def test_candles_stored_at_the_timeframe_lead_up_to_those_built_from_the_minutes
 def test_pair_changes_one_after_the_other_leave_one_stream_and_a_failed_download_none(
         store: Store) -> None:
     async def scenario() -> None:
-        venue = ScriptedVenue()
-        bus = EventBus()
-        recorder = Recorder(bus)
-        service = MarketDataService(store, venue, bus, ManualClock(NOW), history_days=2,
-                                    pairs=("ETH/USDT",))
-        await service.start()
-        await settle()
+        service, venue, recorder = await started(store, pairs=("ETH/USDT",))
         working = venue.fetch_candles
 
         async def unreachable(*_args: object) -> CandleSeries:

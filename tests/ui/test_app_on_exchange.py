@@ -8,8 +8,10 @@ the emulator's candles end with the minute forming at that moment.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -32,6 +34,7 @@ from tests.ui.test_app import run_on_qt_loop
 
 pytestmark = [pytest.mark.qt, pytest.mark.usefixtures("no_internet")]
 M1 = Timeframe.M1.ms
+T = TypeVar("T")
 KEYS = {"TERMINAL_BINANCE_API_KEY": API_KEY, "TERMINAL_BINANCE_SECRET": SECRET}
 
 
@@ -54,6 +57,22 @@ def build(data_dir: Path, emulator: ExchangeEmulator, settings: Settings,
                           exchange_api_url=emulator.base_url)
 
 
+def run_terminal(qapp, terminal: Terminal, scenario: Callable[[], Awaitable[T]]) -> T:
+    """Run ``scenario`` on a Qt event loop; the terminal then shuts down and its window
+    closes, whatever happened."""
+    async def guarded() -> T:
+        terminal.bus.bind_loop(asyncio.get_running_loop())
+        try:
+            return await scenario()
+        finally:
+            await terminal.shutdown()
+
+    try:
+        return run_on_qt_loop(qapp, guarded(), timeout_s=90)
+    finally:
+        terminal.window.close()
+
+
 async def wait_for(condition, what: str, timeout_s: float = 20.0) -> None:
     for _ in range(int(timeout_s / 0.05)):
         if condition():
@@ -69,27 +88,20 @@ def test_the_window_paper_trades_on_an_exchanges_prices_and_sends_it_nothing(
     window = terminal.window
 
     async def scenario() -> OrderStatus:
-        terminal.bus.bind_loop(asyncio.get_running_loop())
-        try:
-            await terminal.start_service()
-            placed = await terminal.orders.submit(OrderIntent(
-                "BTC/USDT", OrderSide.BUY, moment.now, amount=0.01))
-            assert placed.order is not None
-            record_id = placed.order.client_order_id
+        await terminal.start_service()
+        placed = await terminal.orders.submit(OrderIntent(
+            "BTC/USDT", OrderSide.BUY, moment.now, amount=0.01))
+        assert placed.order is not None
+        record_id = placed.order.client_order_id
 
-            def status() -> OrderStatus:
-                record = terminal.store.orders.get(record_id)
-                return record.order.status if record else OrderStatus.PENDING
+        def status() -> OrderStatus:
+            record = terminal.store.orders.get(record_id)
+            return record.order.status if record else OrderStatus.PENDING
 
-            await wait_for(lambda: status().is_final, "the paper order to fill")
-            return status()
-        finally:
-            await terminal.shutdown()
+        await wait_for(lambda: status().is_final, "the paper order to fill")
+        return status()
 
-    try:
-        assert run_on_qt_loop(qapp, scenario(), timeout_s=90) is OrderStatus.FILLED
-    finally:
-        window.close()
+    assert run_terminal(qapp, terminal, scenario) is OrderStatus.FILLED
     assert terminal.venues.kind is VenueKind.PAPER
     assert terminal.orders.venue.id == "paper-binance"  # the account `paper --exchange` uses
     assert terminal.service.symbols == ["BTC/USDT", "ETH/USDT"]  # DOGE is not listed
@@ -112,31 +124,24 @@ def test_live_trading_sends_orders_to_the_exchange_and_follows_their_fills(
     price = float(emulator.prices["BTCUSDT"])
 
     async def scenario() -> tuple[OrderStatus, OrderStatus]:
-        terminal.bus.bind_loop(asyncio.get_running_loop())
-        try:
-            await terminal.start_service()
-            placed = await terminal.orders.submit(OrderIntent(
-                "BTC/USDT", OrderSide.BUY, terminal.venues.clock.now_ms(),
-                type=OrderType.LIMIT, amount=0.01, price=round(price * 0.99, 2)))
-            assert placed.order is not None
-            order_id = placed.order.client_order_id
+        await terminal.start_service()
+        placed = await terminal.orders.submit(OrderIntent(
+            "BTC/USDT", OrderSide.BUY, terminal.venues.clock.now_ms(),
+            type=OrderType.LIMIT, amount=0.01, price=round(price * 0.99, 2)))
+        assert placed.order is not None
+        order_id = placed.order.client_order_id
 
-            def status() -> OrderStatus:
-                record = terminal.store.orders.get(order_id)
-                return record.order.status if record else OrderStatus.PENDING
+        def status() -> OrderStatus:
+            record = terminal.store.orders.get(order_id)
+            return record.order.status if record else OrderStatus.PENDING
 
-            resting = status()
-            emulator.set_price("BTCUSDT", f"{price * 0.98:.2f}")  # the exchange fills it
-            await wait_for(lambda: status() is OrderStatus.FILLED,
-                           "the live order's fill to be picked up")
-            return resting, status()
-        finally:
-            await terminal.shutdown()
+        resting = status()
+        emulator.set_price("BTCUSDT", f"{price * 0.98:.2f}")  # the exchange fills it
+        await wait_for(lambda: status() is OrderStatus.FILLED,
+                       "the live order's fill to be picked up")
+        return resting, status()
 
-    try:
-        resting, filled = run_on_qt_loop(qapp, scenario(), timeout_s=90)
-    finally:
-        window.close()
+    resting, filled = run_terminal(qapp, terminal, scenario)
     assert (resting, filled) == (OrderStatus.OPEN, OrderStatus.FILLED)
     assert terminal.venues.kind is VenueKind.LIVE
     assert terminal.orders.mode is TradingMode.LIVE
@@ -186,46 +191,39 @@ def test_a_live_order_from_the_ticket_reaches_the_exchange_only_after_confirmati
     assert desk is not None
 
     async def scenario() -> None:
-        terminal.bus.bind_loop(asyncio.get_running_loop())
-        try:
-            await terminal.start_service()
-            await wait_for(lambda: desk.marks.get(ticket.symbol), "a live price")
-            ticket.set_share(25)  # a quarter of the exchange's USDT balance
-            await wait_for(lambda: ticket.verdict_text.startswith("Approved"), "approval")
-            ticket.submit()
-            confirm = desk.confirmation
-            assert confirm is not None and confirm.isVisible()
-            assert "real money" in confirm.text()
-            await asyncio.sleep(0.3)
-            assert emulator.all_orders() == []  # nothing is sent before the user confirms
-            confirm.accept()
-            await wait_for(lambda: emulator.all_orders(), "the order on the exchange")
-            await wait_for(lambda: terminal.orders.positions(), "the position")
-            [position] = terminal.orders.positions()
-            assert position.symbol == "BTC/USDT" and position.amount > 0
-            # Closing the position from the positions panel asks too.
-            desk.close_position("BTC/USDT")
-            closing = desk.confirmation
-            assert closing is not None and closing is not confirm and closing.isVisible()
-            assert "SELL the whole BTC/USDT position" in closing.text()
-            await asyncio.sleep(0.3)
-            assert len(emulator.all_orders()) == 1
-            closing.accept()
-            # Binance took the buy's fee in BTC: what is left is dust below the lot size,
-            # shown without a Close button.
-            await wait_for(lambda: terminal.orders.is_dust(terminal.orders.position("BTC/USDT")),
-                           "the position closed")
-            desk.refresh()
-            await wait_for(lambda: not desk.busy and not desk.refresh_pending, "the panels")
-            table = window.positions_panel.positions_table
-            assert window.positions_panel.action_button(table, 0).text() == "Dust"
-        finally:
-            await terminal.shutdown()
+        await terminal.start_service()
+        await wait_for(lambda: desk.marks.get(ticket.symbol), "a live price")
+        ticket.set_share(25)  # a quarter of the exchange's USDT balance
+        await wait_for(lambda: ticket.verdict_text.startswith("Approved"), "approval")
+        ticket.submit()
+        confirm = desk.confirmation
+        assert confirm is not None and confirm.isVisible()
+        assert "real money" in confirm.text()
+        await asyncio.sleep(0.3)
+        assert emulator.all_orders() == []  # nothing is sent before the user confirms
+        confirm.accept()
+        await wait_for(lambda: emulator.all_orders(), "the order on the exchange")
+        await wait_for(lambda: terminal.orders.positions(), "the position")
+        [position] = terminal.orders.positions()
+        assert position.symbol == "BTC/USDT" and position.amount > 0
+        # Closing the position from the positions panel asks too.
+        desk.close_position("BTC/USDT")
+        closing = desk.confirmation
+        assert closing is not None and closing is not confirm and closing.isVisible()
+        assert "SELL the whole BTC/USDT position" in closing.text()
+        await asyncio.sleep(0.3)
+        assert len(emulator.all_orders()) == 1
+        closing.accept()
+        # Binance took the buy's fee in BTC: what is left is dust below the lot size,
+        # shown without a Close button.
+        await wait_for(lambda: terminal.orders.is_dust(terminal.orders.position("BTC/USDT")),
+                       "the position closed")
+        desk.refresh()
+        await wait_for(lambda: not desk.busy and not desk.refresh_pending, "the panels")
+        table = window.positions_panel.positions_table
+        assert window.positions_panel.action_button(table, 0).text() == "Dust"
 
-    try:
-        run_on_qt_loop(qapp, scenario(), timeout_s=90)
-    finally:
-        window.close()
+    run_terminal(qapp, terminal, scenario)
     bought, sold = emulator.all_orders()
     assert (bought.side, bought.status, sold.side, sold.status) == (
         "BUY", "FILLED", "SELL", "FILLED")
@@ -250,20 +248,13 @@ def test_an_exchange_that_cannot_be_reached_at_start_is_tried_again_until_it_ans
     enabled: list[bool] = []
 
     async def scenario() -> None:
-        terminal.bus.bind_loop(asyncio.get_running_loop())
-        try:
-            starting = asyncio.create_task(terminal.start_service())
-            await wait_for(lambda: errors, "the first failed try")
-            terminal.window.preferences_saved.emit(saved)
-            await starting
-            enabled.append(terminal.auto_trader is not None and terminal.auto_trader.enabled)
-        finally:
-            await terminal.shutdown()
+        starting = asyncio.create_task(terminal.start_service())
+        await wait_for(lambda: errors, "the first failed try")
+        terminal.window.preferences_saved.emit(saved)
+        await starting
+        enabled.append(terminal.auto_trader is not None and terminal.auto_trader.enabled)
 
-    try:
-        run_on_qt_loop(qapp, scenario(), timeout_s=90)
-    finally:
-        terminal.window.close()
+    run_terminal(qapp, terminal, scenario)
     retries = [e for e in errors if e.startswith("cannot load market data")]
     assert len(retries) == 3
     assert all("trying again in 0 s" in e for e in retries)
@@ -287,38 +278,31 @@ def test_pairs_added_to_the_watchlist_are_saved_downloaded_and_streamed(
     watchlist = window.watchlist
 
     async def scenario() -> None:
-        terminal.bus.bind_loop(asyncio.get_running_loop())
-        try:
-            await terminal.start_service()
-            assert watchlist.model.symbols == ["BTC/USDT"]
-            assert watchlist.entry.isVisibleTo(watchlist)  # pairs are the user's choice here
-            window.watch_pair("XRP/USDT")
-            assert watchlist.entry_error == "XRP/USDT is not listed on Binance (spot)"
-            window.watch_pair("DOGE/USDT")  # in the settings, though not listed
-            assert watchlist.entry_error == "DOGE/USDT is in the watchlist already"
-            window.watch_pair("BTC/USDT")
-            assert watchlist.entry_error == "BTC/USDT is in the watchlist already"
-            watchlist.entry.setText("eth/usdt")
-            watchlist.entry.returnPressed.emit()
-            await wait_for(lambda: watchlist.model.symbols == ["BTC/USDT", "ETH/USDT"],
-                           "ETH/USDT in the watchlist")
-            assert watchlist.entry.text() == "" and watchlist.entry_error == ""
-            window.unwatch_pair("BTC/USDT")
-            assert watchlist.entry_error == "BTC/USDT is traded: remove it in Preferences → Trading"
-            window.select(symbol="ETH/USDT")
-            window.unwatch_pair("ETH/USDT")
-            await wait_for(lambda: watchlist.model.symbols == ["BTC/USDT"],
-                           "ETH/USDT off the watchlist")
-            # The chart moved off the pair that is no longer followed.
-            assert window.symbol == "BTC/USDT"
-            assert window.series_key is not None and window.series_key.symbol == "BTC/USDT"
-        finally:
-            await terminal.shutdown()
+        await terminal.start_service()
+        assert watchlist.model.symbols == ["BTC/USDT"]
+        assert watchlist.entry.isVisibleTo(watchlist)  # pairs are the user's choice here
+        window.watch_pair("XRP/USDT")
+        assert watchlist.entry_error == "XRP/USDT is not listed on Binance (spot)"
+        window.watch_pair("DOGE/USDT")  # in the settings, though not listed
+        assert watchlist.entry_error == "DOGE/USDT is in the watchlist already"
+        window.watch_pair("BTC/USDT")
+        assert watchlist.entry_error == "BTC/USDT is in the watchlist already"
+        watchlist.entry.setText("eth/usdt")
+        watchlist.entry.returnPressed.emit()
+        await wait_for(lambda: watchlist.model.symbols == ["BTC/USDT", "ETH/USDT"],
+                       "ETH/USDT in the watchlist")
+        assert watchlist.entry.text() == "" and watchlist.entry_error == ""
+        window.unwatch_pair("BTC/USDT")
+        assert watchlist.entry_error == "BTC/USDT is traded: remove it in Preferences → Trading"
+        window.select(symbol="ETH/USDT")
+        window.unwatch_pair("ETH/USDT")
+        await wait_for(lambda: watchlist.model.symbols == ["BTC/USDT"],
+                       "ETH/USDT off the watchlist")
+        # The chart moved off the pair that is no longer followed.
+        assert window.symbol == "BTC/USDT"
+        assert window.series_key is not None and window.series_key.symbol == "BTC/USDT"
 
-    try:
-        run_on_qt_loop(qapp, scenario(), timeout_s=90)
-    finally:
-        window.close()
+    run_terminal(qapp, terminal, scenario)
     eth = terminal.service.key("ETH/USDT", Timeframe.M1)
     with Store.open(data_dir) as store:
         assert len(store.candles.load(eth)) == BARS - 1  # its closed minutes were downloaded
@@ -338,18 +322,11 @@ def test_a_file_of_the_exchange_leads_up_to_the_live_chart_and_other_pairs_stay_
     window = terminal.window
 
     async def scenario() -> None:
-        terminal.bus.bind_loop(asyncio.get_running_loop())
-        try:
-            await terminal.start_service()
-            window.select(symbol="BTC/USDT", timeframe=Timeframe.H1)
-            await wait_for(lambda: window.chart.bar_count, "the hourly chart")
-        finally:
-            await terminal.shutdown()
+        await terminal.start_service()
+        window.select(symbol="BTC/USDT", timeframe=Timeframe.H1)
+        await wait_for(lambda: window.chart.bar_count, "the hourly chart")
 
-    try:
-        run_on_qt_loop(qapp, scenario(), timeout_s=90)
-    finally:
-        window.close()
+    run_terminal(qapp, terminal, scenario)
     # The imported hours, then the hour the live minutes built (the forming one is live).
     assert window.chart.bar_count >= len(hours)
     assert window.static_series is None
